@@ -1,0 +1,131 @@
+"""The key namespace: normalising keys and reading directory listings.
+
+Pure functions only: no sockets, no files.  Everything that decides "which
+path is this" lives here so the fetcher, the renderer and the emulator agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable, List, Tuple
+
+from . import UsageError
+
+log = logging.getLogger(__name__)
+
+ROOTS = ("/meta-data", "/dynamic", "/user-data")
+CREDENTIAL_PREFIXES = (
+    "/meta-data/iam/security-credentials/",
+    "/meta-data/identity-credentials/",
+)
+PUBLIC_KEYS = "/meta-data/public-keys/"
+# Characters that would change the meaning of a URL path or escape the tree.
+_HOSTILE_CHARS = ("?", "#", "%")
+REDACTED = "<redacted>"
+
+
+class InvalidKey(UsageError):
+    """A key that cannot name an IMDS path (a config error: exit 2)."""
+
+
+def normalize_key(key: str) -> str:
+    """Return the canonical form of *key*: a path under ``/latest``.
+
+    ``/latest/meta-data/x`` and ``/meta-data/x`` are the same key, and a bare
+    ``/x`` means ``/meta-data/x`` (confd users write keys that way).  A
+    trailing ``/`` is kept: it is what makes a key a directory.
+    """
+    raw = key
+    key = key.strip()
+    if not key.startswith("/"):
+        key = "/" + key
+    if key == "/latest" or key.startswith("/latest/"):
+        key = key[len("/latest"):] or "/"
+    is_dir = key.endswith("/")
+    parts = [p for p in key.split("/") if p]
+    for part in parts:
+        if part in (".", "..") or any(c in part for c in _HOSTILE_CHARS):
+            raise InvalidKey(repr(raw), f"'{part}' is not allowed in a key",
+                             "write the plain metadata path, e.g. /meta-data/instance-id")
+    if not parts:
+        raise InvalidKey(repr(raw), "empty key", "name a path such as /meta-data/instance-id")
+    path = "/" + "/".join(parts)
+    if not any(path == r or path.startswith(r + "/") for r in ROOTS):
+        path = "/meta-data" + path
+    if is_dir and path != "/user-data":
+        path += "/"
+    return path
+
+
+def is_dir(path: str) -> bool:
+    """A key ending in ``/`` is a directory; nothing else decides it."""
+    return path.endswith("/")
+
+
+def is_credentials(path: str) -> bool:
+    """True for paths whose values are secrets (never logged, files 0600)."""
+    return any(path.startswith(p) or (is_dir(path) and p.startswith(path))
+               for p in CREDENTIAL_PREFIXES)
+
+
+def covers(directory: str, path: str) -> bool:
+    """True if *path* lies inside (or is) the directory key *directory*."""
+    return is_dir(directory) and path.startswith(directory)
+
+
+def parse_listing(directory: str, body: bytes) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """Turn a listing body into (child paths, skipped entries).
+
+    Entries ending in ``/`` are sub-directories, anything else a leaf.  Under
+    ``public-keys/`` only, ``0=name`` means the sub-directory ``0/``.
+    ``\\r``, blank lines and duplicates are dropped; hostile entries are
+    skipped (and reported by the caller), never rewritten into another path.
+    """
+    text = body.decode("utf-8", "surrogateescape")
+    children: List[str] = []
+    skipped: List[str] = []
+    seen = set()
+    for line in text.replace("\r", "").split("\n"):
+        entry = line.strip()
+        if not entry or entry in seen:
+            continue
+        seen.add(entry)
+        if directory == PUBLIC_KEYS and "=" in entry:
+            entry = entry.split("=", 1)[0] + "/"
+        if _is_hostile(entry):
+            skipped.append(entry)
+            continue
+        children.append(directory + entry)
+    return tuple(children), tuple(skipped)
+
+
+def _is_hostile(entry: str) -> bool:
+    name = entry[:-1] if entry.endswith("/") else entry
+    return (
+        name in ("", ".", "..")
+        or "/" in name
+        or any(c in name for c in _HOSTILE_CHARS)
+        or any(ord(c) < 32 for c in name)
+    )
+
+
+def depth(path: str) -> int:
+    """Number of path components, used for the directory depth cap."""
+    return len([p for p in path.split("/") if p])
+
+
+def redact(path: str, value: str) -> str:
+    """The form of *value* that may appear in logs and diffs."""
+    return REDACTED if is_credentials(path) else value
+
+
+def union(keys: Iterable[str]) -> Tuple[str, ...]:
+    """Sorted distinct keys with everything inside a requested directory dropped.
+
+    Those paths are fetched by the directory walk anyway; listing them again
+    would only make the plan look bigger than the requests it makes.
+    """
+    distinct = sorted(set(keys))
+    dirs = [k for k in distinct if is_dir(k)]
+    return tuple(k for k in distinct
+                 if not any(d != k and covers(d, k) for d in dirs))

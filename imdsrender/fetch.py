@@ -8,11 +8,17 @@ Snapshot that the renderer reads and never writes back to.
 from __future__ import annotations
 
 import fnmatch
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 from . import Error
-from .tree import covers, is_dir
+from .tree import covers, depth, is_dir, parse_listing, union
+
+log = logging.getLogger(__name__)
 
 
 class FetchFailed(Error):
@@ -90,3 +96,154 @@ def glob_root(pattern: str) -> str:
     if cut < 0:
         return pattern
     return pattern[: pattern.rfind("/", 0, cut) + 1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The distinct keys one run fetches: leaves, and directories to walk."""
+
+    keys: Tuple[str, ...]
+
+    @classmethod
+    def of(cls, key_lists: Iterable[Iterable[str]]) -> Plan:
+        """The union of every resource's keys, each path at most once."""
+        return cls(union(k for keys in key_lists for k in keys))
+
+
+class Source(Protocol):
+    """Anything that answers one path: the IMDS client or the TTL cache."""
+
+    def get(self, path: str) -> bytes: ...
+
+
+def fetch(plan: Plan, source: Source, *, concurrency: int = 8, max_depth: int = 16,
+          max_run_bytes: int = 16 * 1024 * 1024) -> Snapshot:
+    """Fetch every planned path concurrently and walk directories as listings arrive.
+
+    A child is requested the moment its listing is in, not when the whole
+    level is done.  A 404 makes that one path missing; any other failure is
+    recorded in ``Snapshot.errors`` and fails only the resources that need
+    it.  ImdsUnavailable (and configuration errors) abort the run: nothing
+    should be rendered from a service that is not there.
+    """
+    walk = _Walk(source, max_depth, max_run_bytes)
+    with ThreadPoolExecutor(max_workers=max(1, concurrency),
+                            thread_name_prefix="imds-fetch") as pool:
+        pending: Dict[Future[bytes], str] = {}
+
+        def submit(path: str) -> None:
+            pending[pool.submit(source.get, path)] = path
+
+        for key in plan.keys:
+            submit(key)
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    for child in walk.record(pending.pop(future), future):
+                        submit(child)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return Snapshot(values=walk.values, listings=walk.listings, errors=walk.errors,
+                    requested=plan.keys)
+
+
+class _Walk:
+    """Accumulates one fetch's results; decides which children come next."""
+
+    def __init__(self, source: Source, max_depth: int, max_run_bytes: int) -> None:
+        self.max_depth = max_depth
+        self.bytes_left = max_run_bytes
+        self.values: Dict[str, bytes] = {}
+        self.listings: Dict[str, Tuple[str, ...]] = {}
+        self.errors: Dict[str, str] = {}
+        self.seen: set = set()
+
+    def record(self, path: str, future: Future[bytes]) -> List[str]:
+        """Store one answer; return the children still to fetch."""
+        from .client import ImdsError, ImdsUnavailable, NotFound
+
+        try:
+            body = future.result()
+        except NotFound:
+            return []
+        except ImdsUnavailable:
+            raise
+        except ImdsError as exc:
+            log.warning("%s", exc)
+            self.errors[path] = exc.what
+            return []
+        self.bytes_left -= len(body)
+        if self.bytes_left < 0:
+            self.errors[path] = "the run's total size cap was exceeded"
+            log.warning("%s: the run's total size cap was exceeded", path)
+            return []
+        if not is_dir(path):
+            self.values[path] = body
+            return []
+        children, skipped = parse_listing(path, body)
+        for entry in skipped:
+            log.warning("%s: skipped listing entry %r (not a safe path name)", path, entry)
+        self.listings[path] = children
+        return [c for c in children if self._admit(c)]
+
+    def _admit(self, child: str) -> bool:
+        if child in self.seen:
+            return False
+        self.seen.add(child)
+        if depth(child) > self.max_depth:
+            self.errors[child] = f"deeper than the {self.max_depth}-level directory cap"
+            log.warning("%s: deeper than the %d-level directory cap", child, self.max_depth)
+            return False
+        return True
+
+
+class CachedSource:
+    """A TTL cache in front of a Source, for interval mode.
+
+    404s are cached too (a missing tag stays missing until the TTL runs
+    out); failures are not, so the next poll tries again.  Counters feed
+    the metrics and /ready/detailed.
+    """
+
+    def __init__(self, source: Source, ttl: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._source = source
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: Dict[str, Tuple[float, Optional[bytes]]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def entries(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def get(self, path: str) -> bytes:
+        from .client import NotFound
+
+        now = self._clock()
+        with self._lock:
+            cached = self._entries.get(path)
+            fresh = cached is not None and now - cached[0] < self.ttl
+            if fresh:
+                self.hits += 1
+            else:
+                self.misses += 1
+        if cached is not None and fresh:
+            if cached[1] is None:
+                raise NotFound(path, "not found (404, cached)")
+            return cached[1]
+        try:
+            body: Optional[bytes] = self._source.get(path)
+        except NotFound:
+            body = None
+        with self._lock:
+            self._entries[path] = (now, body)
+        if body is None:
+            raise NotFound(path, "not found (404)")
+        return body

@@ -1,0 +1,314 @@
+"""Wire-level tests of the IMDS client against pytest-httpserver (127.0.0.1)."""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+from typing import List
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from imdsrender.client import (
+    IPV4_ENDPOINT,
+    IPV6_ENDPOINT,
+    ImdsClient,
+    ImdsConfigError,
+    ImdsError,
+    ImdsUnavailable,
+    NotFound,
+    RetryPolicy,
+    parse_retry_after,
+    resolve_endpoint,
+)
+from imdsrender.config import ImdsSettings
+
+TOKEN = "AQAEAtokenvalue=="
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the client sleeps."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: List[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+def make_client(server: HTTPServer, fake_time: FakeTime, **settings: object) -> ImdsClient:
+    options = dict(timeout=1.0, retries=3, boot_wait=5.0)
+    options.update(settings)
+    return ImdsClient(ImdsSettings(**options), endpoint=server.url_for("").rstrip("/"),  # type: ignore[arg-type]
+                      environ={}, clock=fake_time.clock, wall=fake_time.wall,
+                      sleep=fake_time.sleep, rand=lambda: 1.0)
+
+
+def expect_token(server: HTTPServer, ttl: str = "21600", oneshot: bool = False) -> None:
+    expect = server.expect_oneshot_request if oneshot else server.expect_request
+    expect("/latest/api/token", method="PUT").respond_with_data(
+        TOKEN, headers={"X-aws-ec2-metadata-token-ttl-seconds": ttl})
+
+
+def requests_to(server: HTTPServer, path: str, method: str = "GET") -> list:
+    return [req for req, _ in server.log if req.path == path and req.method == method]
+
+
+def test_exact_headers_on_put_and_get(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/instance-id").respond_with_data("i-123")
+    client = make_client(httpserver, fake_time, token_ttl=300)
+
+    assert client.get("/meta-data/instance-id") == b"i-123"
+
+    (put,) = requests_to(httpserver, "/latest/api/token", "PUT")
+    assert put.headers["X-aws-ec2-metadata-token-ttl-seconds"] == "300"
+    assert "X-aws-ec2-metadata-token" not in put.headers
+    assert "X-Forwarded-For" not in put.headers
+    (get,) = requests_to(httpserver, "/latest/meta-data/instance-id")
+    assert get.headers["X-aws-ec2-metadata-token"] == TOKEN
+    assert "X-Forwarded-For" not in get.headers
+    assert "X-aws-ec2-metadata-token-ttl-seconds" not in get.headers
+
+
+def test_token_is_reused_while_valid(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("1")
+    client = make_client(httpserver, fake_time)
+    for _ in range(5):
+        client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 1
+
+
+def test_shorter_granted_ttl_is_honoured(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver, ttl="100")  # asked for 21600, granted 100 s
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("1")
+    client = make_client(httpserver, fake_time)
+    client.get("/meta-data/a")
+    fake_time.now += 49  # 100 s granted - min(60, 50) margin = usable for 50 s
+    client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 1
+    fake_time.now += 2
+    client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 2
+
+
+def test_missing_ttl_header_means_requested_ttl(httpserver: HTTPServer,
+                                                fake_time: FakeTime) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(TOKEN)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("1")
+    client = make_client(httpserver, fake_time, token_ttl=600)
+    client.get("/meta-data/a")
+    fake_time.now += 539  # 600 - 60 margin
+    client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 1
+    fake_time.now += 2
+    client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 2
+
+
+def test_401_refreshes_once_and_retries(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_oneshot_request("/latest/meta-data/a").respond_with_data("", status=401)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("value")
+    client = make_client(httpserver, fake_time)
+    assert client.get("/meta-data/a") == b"value"
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 2
+    assert len(requests_to(httpserver, "/latest/meta-data/a")) == 2
+
+
+def test_persistent_401_is_no_loop(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=401)
+    client = make_client(httpserver, fake_time)
+    with pytest.raises(ImdsError, match="401"):
+        client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 2
+    assert len(requests_to(httpserver, "/latest/meta-data/a")) == 2
+
+
+@pytest.mark.parametrize("status", [403, 404, 405])
+def test_put_refused_means_imdsv2_unavailable(httpserver: HTTPServer, fake_time: FakeTime,
+                                              status: int) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(
+        "", status=status)
+    client = make_client(httpserver, fake_time)
+    with pytest.raises(ImdsUnavailable) as info:
+        client.get("/meta-data/instance-id")
+    assert info.value.exit_code == 3
+    assert f"HTTP {status}" in str(info.value) and "allow_imdsv1" in str(info.value)
+    assert not requests_to(httpserver, "/latest/meta-data/instance-id")  # no tokenless GET
+
+
+def test_put_refused_falls_back_to_v1_only_when_allowed(httpserver: HTTPServer,
+                                                        fake_time: FakeTime) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data("", status=403)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("v1")
+    client = make_client(httpserver, fake_time, allow_imdsv1=True)
+    assert client.get("/meta-data/a") == b"v1"
+    (get,) = requests_to(httpserver, "/latest/meta-data/a")
+    assert "X-aws-ec2-metadata-token" not in get.headers
+
+
+def test_put_400_is_a_configuration_error(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data("", status=400)
+    client = make_client(httpserver, fake_time)
+    with pytest.raises(ImdsConfigError) as info:
+        client.get("/meta-data/a")
+    assert info.value.exit_code == 2
+    assert "token_ttl" in str(info.value)
+
+
+def test_retry_after_seconds_is_honoured(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_oneshot_request("/latest/meta-data/a").respond_with_data(
+        "", status=503, headers={"Retry-After": "2"})
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("ok")
+    client = make_client(httpserver, fake_time)
+    assert client.get("/meta-data/a") == b"ok"
+    assert fake_time.sleeps == [2.0]
+
+
+def test_retry_after_http_date_is_honoured(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    when = email.utils.formatdate(fake_time.wall() + 3, usegmt=True)
+    httpserver.expect_oneshot_request("/latest/meta-data/a").respond_with_data(
+        "", status=429, headers={"Retry-After": when})
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("ok")
+    client = make_client(httpserver, fake_time)
+    assert client.get("/meta-data/a") == b"ok"
+    assert len(fake_time.sleeps) == 1 and 2.0 <= fake_time.sleeps[0] <= 3.0
+
+
+def test_retry_after_is_capped(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_oneshot_request("/latest/meta-data/a").respond_with_data(
+        "", status=503, headers={"Retry-After": "3600"})
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("ok")
+    make_client(httpserver, fake_time).get("/meta-data/a")
+    assert fake_time.sleeps == [RetryPolicy.retry_after_cap]
+
+
+def test_persistent_503_gives_up_after_retries(httpserver: HTTPServer,
+                                               fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=503)
+    client = make_client(httpserver, fake_time, retries=2)
+    with pytest.raises(ImdsError, match="gave up after 3 attempts"):
+        client.get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/meta-data/a")) == 3
+
+
+def test_404_is_not_retried(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/nope").respond_with_data("", status=404)
+    client = make_client(httpserver, fake_time)
+    with pytest.raises(NotFound):
+        client.get("/meta-data/nope")
+    assert len(requests_to(httpserver, "/latest/meta-data/nope")) == 1
+    assert fake_time.sleeps == []
+
+
+def test_other_4xx_is_not_retried(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=403)
+    with pytest.raises(ImdsError, match="HTTP 403"):
+        make_client(httpserver, fake_time).get("/meta-data/a")
+    assert len(requests_to(httpserver, "/latest/meta-data/a")) == 1
+
+
+def test_redirect_is_not_followed(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    target = httpserver.url_for("/elsewhere")
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data(
+        "", status=302, headers={"Location": target})
+    httpserver.expect_request("/elsewhere").respond_with_data("stolen")
+    with pytest.raises(ImdsError, match="redirect"):
+        make_client(httpserver, fake_time).get("/meta-data/a")
+    assert not requests_to(httpserver, "/elsewhere")
+    assert len(requests_to(httpserver, "/latest/meta-data/a")) == 1
+
+
+def test_environment_proxy_is_ignored(httpserver: HTTPServer, fake_time: FakeTime,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = HTTPServer(host="127.0.0.1", port=0)
+    proxy.start()
+    try:
+        proxy.expect_request("").respond_with_data("proxied")
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.url_for("/"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        expect_token(httpserver)
+        httpserver.expect_request("/latest/meta-data/a").respond_with_data("direct")
+        assert make_client(httpserver, fake_time).get("/meta-data/a") == b"direct"
+        assert proxy.log == []
+    finally:
+        proxy.clear()
+        proxy.stop()
+
+
+def test_leaf_body_cap(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/big").respond_with_data("x" * 2048)
+    client = make_client(httpserver, fake_time, max_leaf_bytes=1024)
+    with pytest.raises(ImdsError, match="1024-byte cap") as info:
+        client.get("/meta-data/big")
+    assert "/meta-data/big" in str(info.value)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_boot_wait_then_unavailable(fake_time: FakeTime) -> None:
+    port = free_port()  # nothing listens: connection refused
+    client = ImdsClient(ImdsSettings(boot_wait=3.0, retries=1), endpoint=f"http://127.0.0.1:{port}",
+                        environ={}, clock=fake_time.clock, wall=fake_time.wall,
+                        sleep=fake_time.sleep, rand=lambda: 1.0)
+    with pytest.raises(ImdsUnavailable, match="no answer from IMDS") as info:
+        client.get("/meta-data/a")
+    assert info.value.exit_code == 3
+    assert 3.0 <= fake_time.now - 1000.0 <= 3.5  # waited the boot wait, not longer
+
+
+def test_metadata_disabled_fails_fast() -> None:
+    with pytest.raises(ImdsUnavailable, match="AWS_EC2_METADATA_DISABLED"):
+        ImdsClient(ImdsSettings(), environ={"AWS_EC2_METADATA_DISABLED": "true"})
+
+
+def test_endpoint_precedence() -> None:
+    settings = ImdsSettings(endpoint="http://file:1")
+    env = {"IMDS_ENDPOINT": "http://imds:2", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://aws:3"}
+    assert resolve_endpoint(settings, "http://flag:0/", env) == "http://flag:0"
+    assert resolve_endpoint(settings, None, env) == "http://imds:2"
+    del env["IMDS_ENDPOINT"]
+    assert resolve_endpoint(settings, None, env) == "http://aws:3"
+    assert resolve_endpoint(settings, None, {}) == "http://file:1"
+    assert resolve_endpoint(ImdsSettings(), None, {}) == IPV4_ENDPOINT
+    assert resolve_endpoint(ImdsSettings(endpoint_mode="ipv6"), None, {}) == IPV6_ENDPOINT
+    assert resolve_endpoint(ImdsSettings(), None,
+                            {"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}) == IPV6_ENDPOINT
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("5", 5.0), ("0", 0.0), ("-3", None), ("soon", None), ("", None), (None, None),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: no wait
+])
+def test_parse_retry_after(header: str, expected: object) -> None:
+    assert parse_retry_after(header, now=1_700_000_000.0) == expected

@@ -412,12 +412,13 @@ def _read_current(dest: str) -> Optional[_Current]:
     """
     try:
         fd = os.open(dest, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, IsADirectoryError):
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # a parent that is a file: creating the directories will say so
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            return None
         return _Current(f.read(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
 
 

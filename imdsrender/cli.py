@@ -1,0 +1,464 @@
+"""Command line: flags, modes (onetime / interval), subcommands, exit codes.
+
+The CLI only wires the modules together: config -> plan -> fetch -> render
+-> write.  Heavy modules are imported inside the commands that need them,
+so ``imdsrender --version`` costs an interpreter start and little else, and
+``imdsrender check`` never imports urllib3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import Error, UsageError, __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Resource, Settings
+    from .fetch import Snapshot, Source
+    from .write import Outcome
+
+log = logging.getLogger("imdsrender")
+
+DEFAULT_CONFDIR = "/etc/imdsrender"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+# --- argument parsing -------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with DESIGN's one-line error format and exit code 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        sys.stderr.write(f"imdsrender: {message}; see '{self.prog} --help'\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _duration(flag: str) -> Callable[[str], float]:
+    """An argparse type for a duration flag whose errors name the flag."""
+
+    def parse(text: str) -> float:
+        from .config import ConfigError, parse_duration
+
+        try:
+            return parse_duration(text, flag)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.what) from None
+
+    parse.__name__ = "duration"
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Options every command shares.
+
+    On sub-commands they default to SUPPRESS so that an option given before
+    the sub-command is not overwritten by the sub-parser's default.
+    """
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("--confdir", default=default(DEFAULT_CONFDIR),
+                        help="configuration directory (default %(default)s)")
+    parser.add_argument("--config", default=default(None),
+                        help="settings file (default CONFDIR/imdsrender.yaml)")
+    parser.add_argument("--endpoint", default=default(None), help="IMDS endpoint URL")
+    parser.add_argument("--timeout", type=_duration("--timeout"), default=default(None),
+                        help="per-request timeout, e.g. 1s")
+    parser.add_argument("--boot-wait", type=_duration("--boot-wait"), default=default(None),
+                        help="how long to wait for IMDS to answer at all, e.g. 60s")
+    parser.add_argument("--concurrency", type=_positive_int, default=default(None),
+                        help="parallel IMDS requests (default 8)")
+    parser.add_argument("--data", default=default(None), metavar="FILE",
+                        help="render from a JSON fixture instead of IMDS (no network)")
+    parser.add_argument("--log-level", default=default("info"),
+                        choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-format", default=default("text"), choices=("text", "json"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="imdsrender", description="Render configuration files from EC2 "
+                     "instance metadata (IMDSv2) with Jinja2 templates.")
+    parser.add_argument("--version", action="version", version=f"imdsrender {__version__}")
+    _add_common(parser, top=True)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--onetime", action="store_true", help="render once and exit")
+    mode.add_argument("--interval", type=_duration("--interval"), metavar="DURATION",
+                      help="render every DURATION (plain seconds or 30s, 5m, 1h)")
+    mode.add_argument("--watch", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--noop", action="store_true",
+                        help="print what would change as a diff; write and run nothing")
+    parser.add_argument("--imds-cache-ttl", type=_duration("--imds-cache-ttl"),
+                        help="interval mode: how long fetched values are reused (default 60s)")
+    parser.add_argument("--metrics-addr", metavar="HOST:PORT",
+                        help="interval mode: serve /metrics, /health, /ready")
+    parser.add_argument("--metrics-textfile", metavar="PATH",
+                        help="write metrics in the text format at the end of the run")
+    parser.set_defaults(handler=cmd_main)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    get = sub.add_parser("get", help="print metadata values, one per line")
+    _add_common(get, top=False)
+    get.add_argument("keys", nargs="+", metavar="KEY")
+    get.add_argument("--show-secrets", action="store_true",
+                     help="print credentials values instead of <redacted>")
+    get.set_defaults(handler=cmd_get)
+
+    check = sub.add_parser("check", help="validate config and templates (no IMDS)")
+    _add_common(check, top=False)
+    check.set_defaults(handler=cmd_check)
+
+    emulator = sub.add_parser("emulator", help="serve an IMDSv2 emulator on 127.0.0.1")
+    emulator.add_argument("--port", type=int, default=1338)
+    emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
+    emulator.add_argument("--latency-ms", type=float, default=0.0)
+    emulator.set_defaults(handler=cmd_emulator, log_level="info", log_format="text")
+
+    demo = sub.add_parser("demo", help="render the bundled examples against the emulator")
+    demo.set_defaults(handler=cmd_demo, log_level="warning", log_format="text")
+
+    migrate = sub.add_parser("migrate-confd", help="convert a confd confdir (TOML + Go "
+                             "templates) to YAML + Jinja2")
+    migrate.add_argument("src", metavar="SRC")
+    migrate.add_argument("out", metavar="OUT")
+    migrate.add_argument("--force", action="store_true", help="overwrite files in OUT")
+    migrate.set_defaults(handler=cmd_migrate, log_level="info", log_format="text")
+    return parser
+
+
+# --- logging ----------------------------------------------------------------
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: what journald and log shippers want."""
+
+    FIELDS = ("resource", "path", "status", "duration_ms", "attempt")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: Dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("imdsrender: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+
+
+# --- the pipeline -----------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Everything one render pass needs, built once from flags and files."""
+
+    settings: Settings
+    resources: Tuple[Resource, ...]
+    templates_dir: str
+    noop: bool = False
+    endpoint: Optional[str] = None  # --endpoint, which beats the environment
+    data: Optional[str] = None  # --data FILE: a fixture instead of IMDS
+
+
+def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Job:
+    """Read settings and resources; flags win over the settings file."""
+    from .config import ImdsSettings, load_resources, load_settings
+
+    confdir = args.confdir
+    config_path = args.config or os.path.join(confdir, "imdsrender.yaml")
+    settings = load_settings(config_path, required=bool(args.config))
+    imds: Dict[str, Any] = {}
+    for flag in ("timeout", "boot_wait"):
+        if getattr(args, flag, None) is not None:
+            imds[flag] = getattr(args, flag)
+    top: Dict[str, Any] = {"imds": dataclasses.replace(settings.imds, **imds)}
+    if getattr(args, "concurrency", None):
+        top["concurrency"] = args.concurrency
+    if getattr(args, "imds_cache_ttl", None) is not None:
+        top["cache_ttl"] = args.imds_cache_ttl
+    settings = dataclasses.replace(settings, **top)
+    assert isinstance(settings.imds, ImdsSettings)
+    resources = load_resources(confdir, dest_root=dest_root)
+    if not resources:
+        log.warning("no template resources in %s", os.path.join(confdir, "conf.d"))
+    return Job(settings, resources, os.path.join(confdir, "templates"),
+               noop=bool(getattr(args, "noop", False)), endpoint=args.endpoint, data=args.data)
+
+
+def open_source(job: Job, observer: Any = None) -> Source:
+    """The IMDS client (after its boot wait), or a fixture with --data."""
+    if job.data:
+        from .emulator import FixtureSource, load_fixture
+
+        return FixtureSource(load_fixture(job.data))
+    from .client import ImdsClient
+
+    client = ImdsClient(job.settings.imds, endpoint=job.endpoint,
+                        concurrency=job.settings.concurrency, observer=observer)
+    client.token()
+    return client
+
+
+def fetch_snapshot(job: Job, source: Source) -> Snapshot:
+    from .fetch import Plan, fetch
+
+    plan = Plan.of(r.keys for r in job.resources)
+    started = time.monotonic()
+    snapshot = fetch(plan, source, concurrency=job.settings.concurrency,
+                     max_depth=job.settings.imds.max_depth,
+                     max_run_bytes=job.settings.imds.max_run_bytes)
+    log.debug("fetched %d values for %d keys in %.0f ms", len(snapshot.values),
+              len(plan.keys), (time.monotonic() - started) * 1000)
+    return snapshot
+
+
+def render_and_write(job: Job, snapshot: Snapshot) -> List[Outcome]:
+    """Render and sync every resource; one failure never stops the others."""
+    from .render import make_environment, render
+    from .write import Outcome, WriteError, sync
+
+    env = make_environment(job.templates_dir)
+    outcomes = []
+    for resource in job.resources:
+        try:
+            rendered = render(env, resource, snapshot)
+        except Error as exc:
+            log.error("%s", exc, extra={"resource": resource.origin, "status": "failed"})
+            outcomes.append(Outcome(dest=resource.dest, status="failed", reloaded=False,
+                                    diff=None, error=WriteError(exc.where, exc.what, exc.hint)))
+            continue
+        outcome = sync(resource, rendered.content, sensitive=rendered.sensitive, noop=job.noop)
+        if outcome.error is not None:
+            log.error("%s", outcome.error, extra={"resource": resource.origin,
+                                                  "status": "failed"})
+        else:
+            log.info("%s: %s", resource.dest, outcome.status,
+                     extra={"resource": resource.origin, "status": outcome.status})
+        if job.noop and outcome.diff:
+            sys.stdout.write(outcome.diff)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def exit_code(outcomes: Sequence[Outcome]) -> int:
+    return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else EXIT_OK
+
+
+def run_once(job: Job) -> int:
+    source = open_source(job)
+    return exit_code(render_and_write(job, fetch_snapshot(job, source)))
+
+
+# --- commands ---------------------------------------------------------------
+
+def cmd_main(args: argparse.Namespace) -> int:
+    if args.watch:
+        raise UsageError("--watch", "watch mode not supported",
+                         "IMDS cannot be watched; use --interval DURATION or a systemd timer")
+    if not args.onetime and args.interval is None:
+        raise UsageError("", "choose a mode: --onetime or --interval DURATION",
+                         "see 'imdsrender --help'")
+    if args.metrics_addr or args.metrics_textfile:
+        raise UsageError("--metrics-addr/--metrics-textfile", "metrics are not built yet",
+                         "run without them")
+    job = load_job(args)
+    if args.onetime:
+        return run_once(job)
+    return run_interval(job, args)
+
+
+def run_interval(job: Job, args: argparse.Namespace) -> int:
+    """Poll until SIGTERM/SIGINT; SIGHUP re-reads the configuration.
+
+    Each poll goes through one TTL cache, so a poll within the TTL makes no
+    request at all.  A failing poll is logged and the loop goes on: the
+    next poll may find IMDS healthy again.
+    """
+    from .fetch import CachedSource
+
+    stop, reload = threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: (reload.set(), stop.set()))
+    cache = CachedSource(open_source(job), job.settings.cache_ttl)
+    while True:
+        if reload.is_set():
+            reload.clear()
+            job = _reload(job, args)
+        try:
+            code = exit_code(render_and_write(job, fetch_snapshot(job, cache)))
+            log.info("poll done: %s", "ok" if code == EXIT_OK else "some resources failed",
+                     extra={"status": "ok" if code == EXIT_OK else "failed"})
+        except Error as exc:
+            log.error("poll failed: %s", exc, extra={"status": "failed"})
+        stop.wait(args.interval)
+        if stop.is_set() and not reload.is_set():
+            log.info("stopping")
+            return EXIT_OK
+        stop.clear()
+
+
+def _reload(job: Job, args: argparse.Namespace) -> Job:
+    """A new Job from disk, or the old one when the new config is broken."""
+    try:
+        fresh = load_job(args)
+    except Error as exc:
+        log.error("reload refused, keeping the running configuration: %s", exc)
+        return job
+    log.info("configuration reloaded: %d resources", len(fresh.resources))
+    return fresh
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .render import check_templates, make_environment
+
+    job = load_job(args)
+    check_templates(make_environment(job.templates_dir), job.resources)
+    print(f"imdsrender: {len(job.resources)} resources OK in {args.confdir}")
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """Print values for debugging on an instance; directories list their leaves."""
+    from .config import load_settings
+    from .fetch import Plan, fetch
+    from .tree import is_dir, normalize_key
+
+    settings = load_settings(args.config or os.path.join(args.confdir, "imdsrender.yaml"),
+                             required=bool(args.config))
+    job = Job(settings, (), "", endpoint=args.endpoint, data=args.data)
+    keys = [normalize_key(k) for k in args.keys]
+    snapshot = fetch(Plan.of([keys]), open_source(job))
+    code = EXIT_OK
+    for key in keys:
+        if is_dir(key):
+            leaves = sorted(p for p in snapshot.values if p.startswith(key))
+            lines = [f"{p}\t{_shown(p, snapshot.values[p], args.show_secrets)}" for p in leaves]
+        elif key in snapshot.values:
+            lines = [_shown(key, snapshot.values[key], args.show_secrets)]
+        else:
+            reason = snapshot.errors.get(key, "not found (404)")
+            sys.stderr.write(f"imdsrender: {key}: {reason}\n")
+            code = EXIT_FAILED
+            continue
+        print("\n".join(lines))
+    return code
+
+
+def _shown(path: str, value: bytes, show_secrets: bool) -> str:
+    from .tree import redact
+
+    text = value.decode("utf-8", "surrogateescape")
+    return text if show_secrets else redact(path, text)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from .emulator import serve
+
+    emulator = serve(args.port, args.data, args.latency_ms)
+    print(f"imdsrender: emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    emulator.stop()
+    return EXIT_OK
+
+
+def examples_dir() -> Path:
+    """The bundled examples: inside the package when installed, else the repo's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "examples", here.parent / "examples"):
+        if (candidate / "conf.d").is_dir():
+            return candidate
+    raise Error("examples", "the bundled examples are missing", "reinstall imdsrender")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Render examples/ against an in-process emulator into a temp dir.
+
+    check_cmd and reload_cmd are not run (they name services this machine
+    may not have); the demo says what would have run.
+    """
+    from .emulator import Emulator
+
+    confdir = examples_dir()
+    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="imdsrender-demo-") as out:
+        args = argparse.Namespace(**{**vars(args), "confdir": str(confdir), "config": None,
+                                     "endpoint": emulator.url, "data": None})
+        job = load_job(args, dest_root=out)
+        job = dataclasses.replace(job, resources=tuple(_without_commands(r)
+                                                       for r in job.resources))
+        code = run_once(job)
+        print(f"# emulator: {emulator.url}, {emulator.count()} requests")
+        for resource in job.resources:
+            shown = os.path.relpath(resource.dest, out)
+            print(f"\n==> /{shown} (from {resource.origin}) <==")
+            if os.path.exists(resource.dest):
+                print(Path(resource.dest).read_text("utf-8", "surrogateescape"), end="")
+    return code
+
+
+def _without_commands(resource: Resource) -> Resource:
+    for kind in ("check_cmd", "reload_cmd"):
+        command = getattr(resource, kind)
+        if command:
+            print(f"# {resource.origin}: would run {kind}: {command}")
+    return dataclasses.replace(resource, check_cmd=None, reload_cmd=None)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrate import migrate_confdir
+
+    report = migrate_confdir(args.src, args.out, force=args.force)
+    for path in report.written:
+        log.info("wrote %s", path)
+    for problem in report.problems:
+        sys.stderr.write(f"imdsrender: {problem}\n")
+    return EXIT_FAILED if report.problems else EXIT_OK
+
+
+# --- entry point ------------------------------------------------------------
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return int(args.handler(args))
+    except Error as exc:
+        log.debug("traceback", exc_info=True)
+        sys.stderr.write(f"imdsrender: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

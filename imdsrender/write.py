@@ -20,6 +20,11 @@ Commands run through ``/bin/sh -c`` in their own session, inherit the
 environment, and have their output captured (last 4 KiB of each stream).  On
 timeout the whole process group is killed, so a check that spawned children
 cannot outlive its deadline.
+
+A symlink at the destination is followed for the comparison (identical
+target content, mode and owner = unchanged), but a write replaces the link
+itself with a regular file, as ``rename(2)`` does; the link's target is never
+written through.
 """
 
 from __future__ import annotations
@@ -346,6 +351,8 @@ def diff(dest: str, old: Optional[bytes], new: bytes, *, sensitive: bool,
     if old is None:
         if new_mode is not None:
             meta.append(f"new file mode {new_mode:04o}\n")
+        if new_owner is not None and new_owner != _owner_text(None, None):
+            meta.append(f"new file owner {new_owner}\n")
     elif old_mode is not None and new_mode is not None and old_mode != new_mode:
         meta += [f"old mode {old_mode:04o}\n", f"new mode {new_mode:04o}\n"]
     if old is not None and old_owner is not None and new_owner is not None \

@@ -186,6 +186,25 @@ def test_unset_owner_keeps_the_existing_files_owner(etc: Path) -> None:
     assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, 0)
 
 
+def test_symlink_dest_is_compared_through_but_replaced(etc: Path, tmp_path: Path) -> None:
+    target = tmp_path / "real.conf"
+    target.write_bytes(b"x\n")
+    target.chmod(0o644)
+    dest = etc / "app.conf"
+    dest.symlink_to(target)
+    assert sync(make(dest), b"x\n").status == UNCHANGED
+    assert dest.is_symlink()
+    assert sync(make(dest), b"y\n").status == WRITTEN
+    assert not dest.is_symlink() and dest.read_bytes() == b"y\n"
+    assert target.read_bytes() == b"x\n"
+
+
+def test_noop_new_file_shows_owner(tmp_path: Path) -> None:
+    out = sync(make(tmp_path / "a", owner=NOBODY), b"", noop=True)
+    assert out.diff == ("new file mode 0644\nnew file owner 65534:-\n"
+                        f"--- /dev/null\n+++ {tmp_path}/a\n")
+
+
 # --------------------------------------------------------------------------- check_cmd
 
 

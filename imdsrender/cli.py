@@ -9,6 +9,7 @@ so ``imdsrender --version`` costs an interpreter start and little else, and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import Error, UsageError, __version__
 
@@ -246,29 +247,69 @@ def fetch_snapshot(job: Job, source: Source) -> Snapshot:
 def render_and_write(job: Job, snapshot: Snapshot) -> List[Outcome]:
     """Render and sync every resource; one failure never stops the others."""
     from .render import make_environment, render
-    from .write import Outcome, WriteError, sync
+    from .write import FAILED, Outcome, WriteError, cleanup_stale, sync
 
     env = make_environment(job.templates_dir)
     outcomes = []
     for resource in job.resources:
+        started = time.monotonic()
         try:
             rendered = render(env, resource, snapshot)
         except Error as exc:
-            log.error("%s", exc, extra={"resource": resource.origin, "status": "failed"})
-            outcomes.append(Outcome(dest=resource.dest, status="failed", reloaded=False,
-                                    diff=None, error=WriteError(exc.where, exc.what, exc.hint)))
-            continue
-        outcome = sync(resource, rendered.content, sensitive=rendered.sensitive, noop=job.noop)
-        if outcome.error is not None:
-            log.error("%s", outcome.error, extra={"resource": resource.origin,
-                                                  "status": "failed"})
+            outcome = Outcome(resource.dest, FAILED,
+                              error=WriteError(exc.where, exc.what, exc.hint))
         else:
-            log.info("%s: %s", resource.dest, outcome.status,
-                     extra={"resource": resource.origin, "status": outcome.status})
+            if not job.noop:
+                cleanup_stale(resource.dest)
+            outcome = sync(resource, rendered.content, sensitive=rendered.sensitive,
+                           noop=job.noop)
+        _log_outcome(resource, outcome, time.monotonic() - started)
         if job.noop and outcome.diff:
-            sys.stdout.write(outcome.diff)
+            _write_stdout(outcome.diff)
         outcomes.append(outcome)
     return outcomes
+
+
+def _log_outcome(resource: Resource, outcome: Outcome, seconds: float) -> None:
+    extra = {"resource": resource.origin, "path": resource.dest, "status": outcome.status,
+             "duration_ms": round(seconds * 1000, 1)}
+    if outcome.error is not None:
+        log.error("%s", outcome.error, extra=extra)
+    elif outcome.status == "unchanged":
+        log.debug("%s: unchanged", resource.dest, extra=extra)
+    else:
+        reloaded = " and reloaded" if outcome.reloaded else ""
+        log.info("%s: %s%s", resource.dest, outcome.status, reloaded, extra=extra)
+
+
+def _write_stdout(text: str) -> None:
+    """Write text that may hold undecodable bytes (surrogateescape) unchanged."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+
+
+@contextlib.contextmanager
+def run_lock(job: Job) -> Iterator[None]:
+    """One writer per confdir at a time (the boot unit and the timer may overlap).
+
+    Holding it is what makes removing stray stage files safe: a stage file
+    found while we hold the lock belongs to a run that died.
+    """
+    if job.noop:
+        yield
+        return
+    import fcntl
+    import hashlib
+
+    lock_dir = "/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir()
+    digest = hashlib.sha1(os.path.abspath(job.templates_dir).encode()).hexdigest()[:12]
+    with open(os.path.join(lock_dir, f"imdsrender-{digest}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def exit_code(outcomes: Sequence[Outcome]) -> int:
@@ -276,8 +317,9 @@ def exit_code(outcomes: Sequence[Outcome]) -> int:
 
 
 def run_once(job: Job) -> int:
-    source = open_source(job)
-    return exit_code(render_and_write(job, fetch_snapshot(job, source)))
+    snapshot = fetch_snapshot(job, open_source(job))
+    with run_lock(job):
+        return exit_code(render_and_write(job, snapshot))
 
 
 # --- commands ---------------------------------------------------------------
@@ -310,14 +352,21 @@ def run_interval(job: Job, args: argparse.Namespace) -> int:
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: (reload.set(), stop.set()))
+
+    def on_hup(*_: object) -> None:
+        reload.set()
+        stop.set()  # wake the wait; the loop sees reload and goes on
+
+    signal.signal(signal.SIGHUP, on_hup)
     cache = CachedSource(open_source(job), job.settings.cache_ttl)
     while True:
         if reload.is_set():
             reload.clear()
             job = _reload(job, args)
         try:
-            code = exit_code(render_and_write(job, fetch_snapshot(job, cache)))
+            snapshot = fetch_snapshot(job, cache)
+            with run_lock(job):
+                code = exit_code(render_and_write(job, snapshot))
             log.info("poll done: %s", "ok" if code == EXIT_OK else "some resources failed",
                      extra={"status": "ok" if code == EXIT_OK else "failed"})
         except Error as exc:

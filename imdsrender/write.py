@@ -480,7 +480,7 @@ def sync(resource: Resource, content: bytes, *, sensitive: bool = False, noop: b
     text = _describe(resource, current, content, target, sensitive) \
         if noop or logger.isEnabledFor(logging.DEBUG) else None
     if noop:
-        logger.info("%s: would write", resource.dest)
+        logger.debug("%s: would write", resource.dest)
         return Outcome(resource.dest, WOULD_WRITE, diff=text)
     if text is not None:
         logger.debug("%s: diff\n%s", resource.dest, printable(text))
@@ -488,12 +488,12 @@ def sync(resource: Resource, content: bytes, *, sensitive: bool = False, noop: b
         reloaded = _publish(resource, content, target, sensitive, run, token)
     except WriteError as exc:
         return _failed(resource, exc, diff=text)
-    logger.info("%s: written%s", resource.dest, " and reloaded" if reloaded else "")
+    logger.debug("%s: written%s", resource.dest, " and reloaded" if reloaded else "")
     return Outcome(resource.dest, WRITTEN, reloaded=reloaded, diff=text)
 
 
 def _failed(resource: Resource, error: WriteError, diff: Optional[str] = None) -> Outcome:
-    logger.info("failed: %s", error)
+    logger.debug("failed: %s", error)
     return Outcome(resource.dest, FAILED, diff=diff, error=error)
 
 

@@ -49,7 +49,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = "write e.g. 500ms, 30s, 2m, 1h or plain seconds"
-_MODE = re.compile(r"(?:0o)?([0-7]{1,4})")
+_MODE = re.compile(r"(?:0o|0)?([0-7]{1,4})")
 # Field names confd users bring along, with what to write instead.
 _CONFD_FIELDS = {"uid": "owner", "gid": "group"}
 
@@ -184,7 +184,8 @@ def _read_text(path: str, name: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(name, f"not valid UTF-8 (byte {exc.start})",
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{name}:{line}", f"not valid UTF-8 (byte {exc.start + 1} of the file)",
                           "save the file as UTF-8") from None
 
 

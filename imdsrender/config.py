@@ -552,6 +552,9 @@ class _Templates:
 
     def scan(self, name: str) -> _Scan:
         if name not in self._scans:
+            if not self.exists(name):
+                raise ConfigError(f"templates/{name}", "template does not exist",
+                                  f"looked in {self.directory}")
             self.add(name, _read_text(self.path(name), f"templates/{name}"))
         return self._scans[name]
 

@@ -166,13 +166,18 @@ class _Reader:
             path = key_of_call(function, argument)
         except InvalidKey as exc:
             raise _Problem(f"invalid key {argument!r}: {exc.what}", exc.hint) from None
-        if not any(k == path or covers(k, path) for k in self.resource.keys):
+        if not self._allowed(path):
+            if not is_dir(path) and self._allowed(path + "/"):
+                raise _Problem(f"key {path} is a directory", "use ls(), getvs() or gets() on it")
             raise _Problem(f"key {path} is not in keys: of {self.resource.origin}", "add it")
         if self.snapshot.requested and not self.snapshot.is_requested(path):
             raise _Problem(f"key {path} was not fetched in this run",
                            "the fetch plan must include every resource's keys")
         self.sensitive = self.sensitive or is_credentials(path)
         return path
+
+    def _allowed(self, path: str) -> bool:
+        return any(k == path or covers(k, path) for k in self.resource.keys)
 
     def _leaf(self, function: str, key: Any) -> Optional[bytes]:
         path = self._key(function, key)

@@ -521,7 +521,7 @@ class Emulator:
         self.port = server.server_address[1]
         host = f"[{self.host}]" if family == socket.AF_INET6 else self.host
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
                                         name=f"imds-emulator-{self.port}", daemon=True)
         self._thread.start()
         log.debug("IMDS emulator serving on %s", self.url)
@@ -532,12 +532,27 @@ class Emulator:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
+        self._shutdown(server)
         server.close_connections()
         server.server_close()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    @staticmethod
+    def _shutdown(server: _Server) -> None:
+        """server.shutdown(), without waiting out the accept loop's poll interval.
+
+        The loop only sees the stop flag when select() returns, so connect
+        until it has: tests start and stop hundreds of emulators.
+        """
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            with contextlib.suppress(OSError), socket.socket(server.address_family) as sock:
+                sock.settimeout(0.1)
+                sock.connect(server.server_address[:2])
+            stopper.join(0.01)
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -576,7 +591,8 @@ class Emulator:
                   delay: float = 0.0, reset: bool = False, drip: Optional[float] = None,
                   short_body: bool = False, close: bool = False, http10: bool = False,
                   times: Optional[int] = None) -> None:
-        """Make requests matching *path* (exact or fnmatch glob) and *method* misbehave.
+        """Make requests matching *path* (exact or fnmatch glob, where ``*`` also
+        matches ``/`` and the empty string) and *method* misbehave.
 
         ``path`` is matched against the request path without query string;
         ``/meta-data/...``, ``/dynamic/...``, ``/user-data`` and ``/api/...``
@@ -835,6 +851,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True      # TCP_NODELAY on every accepted socket
     server: _Server
+    _in_flight = False
 
     def handle_one_request(self) -> None:
         self.close_connection = True
@@ -851,12 +868,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         emulator = self.server.emulator
         emulator._begin()
+        self._in_flight = True
         try:
             self._deliver(request, emulator._handle(request), emulator._sleep)
         except OSError:
             self.close_connection = True
         finally:
-            emulator._end()
+            self._finished()
+
+    def _finished(self) -> None:
+        """Leave the in-flight count once, before the client can see the last byte.
+
+        Otherwise a client reading its answer could still find its own
+        request counted as in flight.
+        """
+        if self._in_flight:
+            self._in_flight = False
+            self.server.emulator._end()
 
     def _deliver(self, request: _Request, reply: _Reply,
                  sleep: Callable[[float], None]) -> None:
@@ -864,13 +892,15 @@ class _Handler(BaseHTTPRequestHandler):
             sleep(reply.wait)
         fault = reply.fault
         if reply.answer is None:
+            self._finished()
             self._abort()
             return
         body = reply.answer.body
-        closing = request.wants_close() or (fault is not None and (
-            fault.close or fault.http10 or fault.short_body or fault.reset))
+        announced = request.wants_close() or bool(fault and (fault.close or fault.http10))
+        # short bodies and resets look like a crash mid-answer: not announced
+        closing = announced or bool(fault and (fault.short_body or fault.reset))
         length = len(body) + (SHORT_BODY_EXTRA if fault and fault.short_body else 0)
-        head = _head(reply.answer, length=length, close=closing,
+        head = _head(reply.answer, length=length, close=announced,
                      http10=bool(fault and fault.http10))
         if request.method == "HEAD":
             body = b""
@@ -880,8 +910,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(head)
             for i in range(len(body)):
                 sleep(fault.drip)
+                if i == len(body) - 1:
+                    self._finished()
                 self._send(body[i:i + 1])
+            self._finished()
         else:
+            self._finished()
             self._send(head + body)
         if fault is not None and fault.reset:
             self._abort()

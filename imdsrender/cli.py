@@ -187,6 +187,7 @@ class Job:
     settings: Settings
     resources: Tuple[Resource, ...]
     templates_dir: str
+    env: Any = None  # the Jinja2 environment: templates compiled once per Job
     noop: bool = False
     endpoint: Optional[str] = None  # --endpoint, which beats the environment
     data: Optional[str] = None  # --data FILE: a fixture instead of IMDS
@@ -195,6 +196,7 @@ class Job:
 def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Job:
     """Read settings and resources; flags win over the settings file."""
     from .config import ImdsSettings, load_resources, load_settings
+    from .render import check_templates, make_environment
 
     confdir = args.confdir
     config_path = args.config or os.path.join(confdir, "imdsrender.yaml")
@@ -213,7 +215,10 @@ def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Jo
     resources = load_resources(confdir, dest_root=dest_root)
     if not resources:
         log.warning("no template resources in %s", os.path.join(confdir, "conf.d"))
-    return Job(settings, resources, os.path.join(confdir, "templates"),
+    templates_dir = os.path.join(confdir, "templates")
+    env = make_environment(templates_dir)
+    check_templates(env, resources)  # a bad filter is exit 2 before anything is fetched
+    return Job(settings, resources, templates_dir, env=env,
                noop=bool(getattr(args, "noop", False)), endpoint=args.endpoint, data=args.data)
 
 
@@ -246,15 +251,14 @@ def fetch_snapshot(job: Job, source: Source) -> Snapshot:
 
 def render_and_write(job: Job, snapshot: Snapshot) -> List[Outcome]:
     """Render and sync every resource; one failure never stops the others."""
-    from .render import make_environment, render
+    from .render import render
     from .write import FAILED, Outcome, WriteError, cleanup_stale, sync
 
-    env = make_environment(job.templates_dir)
     outcomes = []
     for resource in job.resources:
         started = time.monotonic()
         try:
-            rendered = render(env, resource, snapshot)
+            rendered = render(job.env, resource, snapshot)
         except Error as exc:
             outcome = Outcome(resource.dest, FAILED,
                               error=WriteError(exc.where, exc.what, exc.hint))
@@ -390,10 +394,7 @@ def _reload(job: Job, args: argparse.Namespace) -> Job:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .render import check_templates, make_environment
-
     job = load_job(args)
-    check_templates(make_environment(job.templates_dir), job.resources)
     print(f"imdsrender: {len(job.resources)} resources OK in {args.confdir}")
     return EXIT_OK
 
@@ -473,7 +474,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"# emulator: {emulator.url}, {emulator.count()} requests")
         for resource in job.resources:
             shown = os.path.relpath(resource.dest, out)
-            print(f"\n==> /{shown} (from {resource.origin}) <==")
+            print(f"\n==> /{shown} (mode {resource.mode:04o}, from {resource.origin}) <==")
             if os.path.exists(resource.dest):
                 print(Path(resource.dest).read_text("utf-8", "surrogateescape"), end="")
     return code

@@ -481,6 +481,16 @@ class Emulator:
     directory); None means the default fixture.  ``clock`` drives token
     expiry and ``RequestRecord.started``; ``sleep`` is used for latency,
     fault delays and dripping (inject both in tests).
+
+    Attributes tests may set at any time: ``latency_ms``, ``allow_v1``,
+    ``max_ttl``, ``omit_ttl_header`` (token PUT answers without the TTL
+    header) and ``max_connections`` (connections beyond N open at once are
+    closed as soon as accepted; None: no limit).
+
+    Counters: ``requests`` (every answered or reset request, logged before
+    any latency so a client that timed out still finds it), ``count()``,
+    ``max_in_flight`` (a request leaves the in-flight count just before its
+    last byte is sent) and ``active_connections``.
     """
 
     def __init__(self, data: Optional[Mapping[str, Value]] = None, *, host: str = "127.0.0.1",

@@ -490,7 +490,7 @@ def _jstr(value: str) -> str:
 class _Result:
     text: str
     problems: List[str]
-    literal_keys: List[Tuple[str, str]]  # (full key, kind: leaf/dir/glob)
+    literal_keys: List[Tuple[str, str, int]]  # (full key, kind: leaf/dir/glob, line)
     ns_decls: Set[int]
     used_decls: Set[int]
 
@@ -510,7 +510,7 @@ class _Translator:
         self.used_decls_known = used_decls
         self.out: List[str] = []
         self.problems: List[str] = []
-        self.literal_keys: List[Tuple[str, str]] = []
+        self.literal_keys: List[Tuple[str, str, int]] = []
         self.found_ns: Set[int] = set()
         self.used: Set[int] = set()
         self.frames: List[_Frame] = [_Frame("root", 0)]
@@ -570,7 +570,7 @@ class _Translator:
             if kind == "dir" and not key.endswith("/"):
                 key += "/"
             full = full_key(self.prefix, key)
-            self.literal_keys.append((full, kind))
+            self.literal_keys.append((full, kind, self.line))
             return _Val(_jstr(full), "str")
         if self.prefix == "/":
             return val
@@ -671,8 +671,8 @@ class _Translator:
             return _Val(f"exists({key.expr})", "bool")
         if fname == "gets":
             return _Val(f"gets({key.expr})", "kvlist")
-        if fname == "getvs":  # confd sorts the values themselves, not the keys
-            return _Val(f"getvs({key.expr}) | sort(case_sensitive=true)", "strlist", atomic=False)
+        if fname == "getvs":  # sorted by value, as confd's are
+            return _Val(f"getvs({key.expr})", "strlist")
         return _Val(f"{fname}({key.expr})", "strlist")
 
     # -- output
@@ -1179,19 +1179,21 @@ def _parse_mode(value: Any) -> Tuple[Optional[int], str]:
     return mode, ""
 
 
-def _line_of(text: str, field_name: str) -> int:
-    """Line of ``field = ...`` in a TOML file (0 when not found)."""
+def _line_of(text: str, field_name: str, table: bool = False) -> int:
+    """Line of ``field = ...`` (or of the ``[table]`` header) in a TOML file; 0: not found."""
     name = re.escape(field_name)
-    m = re.compile(r"^\s*[\"']?" + name + r"[\"']?\s*=", re.M).search(text) or \
-        re.compile(r"^\s*\[\s*" + name + r"\s*\]", re.M).search(text)
+    if table:
+        m = re.compile(r"^\s*\[\s*" + name + r"\s*[\].]", re.M).search(text)
+    else:
+        m = re.compile(r"^\s*[\"']?" + name + r"[\"']?\s*=", re.M).search(text)
     return text.count("\n", 0, m.start()) + 1 if m else 0
 
 
-def _key_is_dir(key: str, used: Iterable[Tuple[str, str]]) -> bool:
+def _key_is_dir(key: str, used: Iterable[Tuple[str, str, int]]) -> bool:
     """Decide whether a confd key (no trailing "/") is a directory for imdsrender."""
     below = key + "/"
     exact_leaf = False
-    for literal, kind in used:
+    for literal, kind, _ in used:
         root = _glob_root(literal) if kind == "glob" else literal
         if root.startswith(below):
             return True
@@ -1200,27 +1202,45 @@ def _key_is_dir(key: str, used: Iterable[Tuple[str, str]]) -> bool:
     return not exact_leaf and _is_known_dir(key)
 
 
+def _uncovered(keys: Sequence[str], used: Iterable[Tuple[str, str, int]],
+               template_name: str, name: str) -> List[str]:
+    """Literal template keys outside the resource's keys.
+
+    confd answers those with an error, a default or false; imdsrender
+    refuses to render them, so the converted resource would not work.
+    """
+    problems = []
+    for literal, kind, line in used:
+        path = _glob_root(literal) if kind == "glob" else literal
+        if not any(k in (path, path + "/") or (k.endswith("/") and path.startswith(k))
+                   for k in keys):
+            problems.append(f"{template_name}:{line}: key {path} is not in the keys of {name}; "
+                            "add it there (confd could not read it either)")
+    return problems
+
+
 def convert_resource(doc: Mapping[str, Any], name: str, global_prefix: str = "", *,
-                     text: str = "", template_keys: Iterable[Tuple[str, str]] = ()
-                     ) -> Tuple[Dict[str, Any], Tuple[str, ...]]:
+                     text: str = "", template_keys: Iterable[Tuple[str, str, int]] = (),
+                     template_name: str = "") -> Tuple[Dict[str, Any], Tuple[str, ...]]:
     """One confd template resource (the parsed TOML) as an imdsrender entry.
 
     *name* is the TOML file's name for problem lines (``conf.d/x.toml``),
-    *text* its source (for line numbers), *template_keys* the (key, kind)
-    literals its converted template uses (they tell directory keys apart).
+    *text* its source (for line numbers), *template_keys* the (key, kind,
+    line) literals its converted template *template_name* uses: they tell
+    directory keys apart and are checked against the keys.
     """
     problems: List[str] = []
 
-    def where(field_name: str) -> str:
-        line = _line_of(text, field_name) if text else 0
+    def where(field_name: str, table: bool = False) -> str:
+        line = _line_of(text, field_name, table) if text else 0
         return f"{name}:{line}" if line else name
 
     tpl = doc.get("template")
     if not isinstance(tpl, Mapping):
-        return {}, (f"{where('template')}: no [template] table",)
+        return {}, (f"{name}: no [template] table",)
     for key in doc:
         if key != "template":
-            problems.append(f"{where(key)}: [{key}] is not translated (imdsrender reads IMDS only)")
+            problems.append(f"{where(key, isinstance(doc[key], Mapping))}: [{key}] is not translated (imdsrender reads IMDS only)")
     for key in tpl:
         if key not in _RESOURCE_FIELDS:
             problems.append(f"{where(key)}: field {key!r} has no imdsrender equivalent; "
@@ -1251,6 +1271,7 @@ def convert_resource(doc: Mapping[str, Any], name: str, global_prefix: str = "",
             out_keys.append(full)
     if out_keys:  # none: imdsrender derives them from the template
         entry["keys"] = out_keys
+        problems.extend(_uncovered(out_keys, used, template_name or "templates", name))
     if "mode" in tpl:
         mode, why = _parse_mode(tpl["mode"])
         if mode is None:
@@ -1362,7 +1383,8 @@ class _TemplateJob:
 
     out_name: str
     text: str = ""
-    keys: List[Tuple[str, str]] = field(default_factory=list)
+    name: str = ""
+    keys: List[Tuple[str, str, int]] = field(default_factory=list)
 
 
 def migrate_confdir(src: str, out: str, *, force: bool = False) -> MigrationReport:
@@ -1387,7 +1409,8 @@ def migrate_confdir(src: str, out: str, *, force: bool = False) -> MigrationRepo
         tpl: Mapping[str, Any] = table if isinstance(table, Mapping) else {}
         job = _template_job(real_src, tpl, global_prefix, jobs, taken, problems)
         entry, resource_problems = convert_resource(
-            doc, rel, global_prefix, text=text, template_keys=job.keys if job else ())
+            doc, rel, global_prefix, text=text, template_keys=job.keys if job else (),
+            template_name=job.name if job else "")
         if job is not None and entry:
             entry["src"] = job.out_name
         problems.extend(resource_problems)
@@ -1428,6 +1451,6 @@ def _template_job(real_src: str, tpl: Mapping[str, Any], global_prefix: str,
     taken.add(out_name)
     result = _translate(source, name, prefix)
     problems.extend(result.problems)
-    job = _TemplateJob(out_name, result.text, result.literal_keys)
+    job = _TemplateJob(out_name, result.text, name, result.literal_keys)
     jobs[(src, prefix)] = job
     return job

@@ -1,0 +1,545 @@
+"""migrate.py: confd TOML + Go templates -> imdsrender YAML + Jinja2.
+
+The expected outputs below are written by hand from confd's documented
+semantics (Go text/template, confd's template functions, confd 0.40's
+prefix rules), not produced by our own code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import pytest
+import yaml
+
+from imdsrender import UsageError
+from imdsrender.client import ImdsClient
+from imdsrender.config import ImdsSettings, load_resources
+from imdsrender.emulator import Emulator
+from imdsrender.fetch import Plan, fetch
+from imdsrender.migrate import (
+    MARKER,
+    MigrationError,
+    MigrationReport,
+    convert_resource,
+    convert_template,
+    fold_prefix,
+    full_key,
+    migrate_confdir,
+)
+from imdsrender.render import make_environment, render
+
+CORPUS = Path(__file__).parent / "data" / "confd"
+
+FIXTURE: Dict[str, str] = {
+    "/meta-data/instance-id": "i-0abc",
+    "/meta-data/instance-type": "t3.micro",
+    "/meta-data/ami-id": "ami-0123",
+    "/meta-data/local-ipv4": "10.0.1.23",
+    "/meta-data/mac": "0a:1b:2c:3d:4e:5f",
+    "/meta-data/security-groups": "web\ndefault",
+    "/meta-data/tags/instance/Name": "web-1",
+    "/meta-data/tags/instance/Environment": "production",
+    "/meta-data/tags/instance/Team": "Platform",
+    "/meta-data/placement/availability-zone": "us-east-1a",
+    "/meta-data/placement/region": "us-east-1",
+    "/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:5f/local-ipv4s": "10.0.1.23\n10.0.1.24",
+    "/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:5f/subnet-id": "subnet-aaa",
+    "/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:5f/vpc-id": "vpc-111",
+    "/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:60/local-ipv4s": "10.0.2.45",
+    "/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:60/subnet-id": "subnet-bbb",
+    "/meta-data/network/interfaces/macs/0a:1b:2c:3d:4e:60/vpc-id": "vpc-111",
+    "/dynamic/instance-identity/document": (
+        '{"region": "us-east-1", "accountId": "123456789012", "devpayProductCodes": null,'
+        ' "marketplaceProductCodes": ["abc"], "instanceType": "t3.micro"}'),
+}
+
+# What confd renders from FIXTURE, worked out by hand.
+EXPECTED_MAIN: Dict[str, str] = {
+    "/etc/app/instance.conf": (
+        "# Instance Configuration\n"
+        "instance_id=i-0abc\n"
+        "instance_type=t3.micro\n"
+        "ami_id=ami-0123\n"
+        "name=web-1\n"
+        "environment=production\n"
+        "availability_zone=us-east-1a\n"
+        "local_ip=10.0.1.23\n"),
+    "/etc/app/region.conf": (
+        "region=us-east-1\n"
+        "az=us-east-1a\n"
+        "endpoint=https://api.us-east-1.amazonaws.com\n"),
+    # gets is sorted by key, getvs by value (byte order: "P" < "p" < "w");
+    # "{{- range" eats the newline after the first loop, "{{- end}}" the one
+    # ending each getvs iteration.
+    "/etc/app/tags.conf": (
+        "\n"
+        "Environment=production\n"
+        "Name=web-1\n"
+        "Team=Platform\n"
+        "\nvalue[0]=Platform"
+        "\nvalue[1]=production"
+        "\nvalue[2]=web-1"
+        "\nowner=nobody\n"
+        "name=WEB-1\n"
+        "env=prod\n"
+        "team=platform\n"
+        "keys=/meta-data/tags/instance/Environment;/meta-data/tags/instance/Name;"
+        "/meta-data/tags/instance/Team;\n"),
+    "/etc/app/network.conf": (
+        "primary=0a:1b:2c:3d:4e:5f\n"
+        "interface 0a:1b:2c:3d:4e:5f {\n"
+        "  first_ip=10.0.1.23\n"
+        "  all_ips=10.0.1.23,10.0.1.24\n"
+        "  subnet=SN-AAA\n"
+        "  primary=true\n"
+        "}\n"
+        "interface 0a:1b:2c:3d:4e:60 {\n"
+        "  first_ip=10.0.2.45\n"
+        "  all_ips=10.0.2.45\n"
+        "  subnet=SN-BBB\n"
+        "}\n"
+        "files=local-ipv4s,subnet-id,vpc-id\n"
+        "parent=/meta-data/network/interfaces/macs/x\n"
+        "sg=web default\n"),
+    "/etc/app/identity.conf": (
+        "\n"
+        "region=us-east-1\n"
+        "account=123456789012\n"
+        "instanceType=t3.micro;region=us-east-1;\n"
+        "codes=abc\n"
+        "encoded=d2ViLTE=\n"
+        "decoded=web-1\n"
+        "shell: ${#arr[@]} {% not jinja %} {#x}\n"
+        "{{literal}}\n"),
+}
+
+# Global prefix /meta-data (confd.toml) + resource prefix "placement"; .Key
+# in gets is relative to the prefix.
+EXPECTED_PREFIXED: Dict[str, str] = {
+    "/etc/app/placement.conf": "region=us-east-1\naz=us-east-1a\n",
+    "/etc/app/tags.conf": (
+        "/tags/instance/Environment=production\n"
+        "/tags/instance/Name=web-1\n"
+        "/tags/instance/Team=Platform\n"
+        "production;web-1;Platform;\n"),
+}
+
+
+def _convert(text: str, prefix: str = "/") -> str:
+    out, problems = convert_template(text, "templates/t.tmpl", prefix=prefix)
+    assert problems == ()
+    return out
+
+
+# ------------------------------------------------------------ templates: exact
+
+
+@pytest.mark.parametrize("go, jinja", [
+    ('{{getv "/meta-data/instance-id"}}', '{{ getv("/meta-data/instance-id") }}'),
+    ('{{ getv "/instance-id" }}', '{{ getv("/meta-data/instance-id") }}'),
+    ('{{getv "/k" "dflt"}}', '{{ getv("/meta-data/k", "dflt") }}'),
+    ('{{if exists "/k"}}a{{else}}b{{end}}',
+     '{% if exists("/meta-data/k") %}a{% else %}b{% endif %}'),
+    ('{{if exists "/a"}}a{{else if exists "/b"}}b{{end}}',
+     '{% if exists("/meta-data/a") %}a{% elif exists("/meta-data/b") %}b{% endif %}'),
+    ('{{range gets "/p/*"}}{{.Key}} {{.Value}}{{end}}',
+     '{% for kv in gets("/meta-data/p/*") %}{{ kv.key }} {{ kv.value }}{% endfor %}'),
+    ('{{range getvs "/p/*"}}{{.}}{{end}}',
+     '{% for value in getvs("/meta-data/p/*") %}{{ value }}{% endfor %}'),
+    ('{{range $i, $v := getvs "/p/*"}}{{$i}}:{{$v}}{{end}}',
+     '{% for v in getvs("/meta-data/p/*") %}{% set i = loop.index0 %}{{ i }}:{{ v }}{% endfor %}'),
+    ('{{range $i, $v := getvs "/p/*"}}{{$v}}{{end}}',
+     '{% for v in getvs("/meta-data/p/*") %}{{ v }}{% endfor %}'),
+    ('{{range $d := lsdir "/services"}}{{$d}}{{end}}',
+     '{% for d in lsdir("/meta-data/services/") %}{{ d }}{% endfor %}'),
+    ('{{range ls "/tags/instance"}}{{.}}{{else}}none{{end}}',
+     '{% for value in ls("/meta-data/tags/instance/") %}{{ value }}{% else %}none{% endfor %}'),
+    ('{{$x := getv "/a"}}{{$x}}', '{% set x = getv("/meta-data/a") %}{{ x }}'),
+    ('a {{- getv "/a" -}} b', 'a{{- getv("/meta-data/a") -}}b'),
+    ('{{- if exists "/a" -}}\n x \n{{- end -}}',
+     '{%- if exists("/meta-data/a") -%}x{%- endif -%}'),
+    ('{{getv "/k" | toUpper}}', '{{ getv("/meta-data/k") | upper }}'),
+    ('{{toLower (getv "/k")}}', '{{ getv("/meta-data/k") | lower }}'),
+    ('{{join (split (getv "/k") ",") ";"}}',
+     '{{ getv("/meta-data/k").split(",") | join(";") }}'),
+    ('{{base "/a/b/c"}}', '{{ "/a/b/c".rstrip("/").split("/") | last }}'),
+    ('{{dir "/a/b/c"}}', '{{ "/a/b/c".rsplit("/", 1)[0] or "/" }}'),
+    ('{{$d := json (getv "/doc")}}{{$d.region}}',
+     '{% set d = getv("/meta-data/doc") | fromjson %}{{ d.region }}'),
+    ('{{base64Decode (getv "/k")}}{{getv "/k" | base64Encode}}',
+     '{{ getv("/meta-data/k") | b64decode }}{{ getv("/meta-data/k") | b64encode }}'),
+    ('{{replace (getv "/k") "-" "_" -1}}', '{{ getv("/meta-data/k") | replace("-", "_") }}'),
+    ('{{replace (getv "/k") "-" "_" 1}}', '{{ getv("/meta-data/k") | replace("-", "_", 1) }}'),
+    ('{{if contains (getv "/k") "x"}}y{{end}}',
+     '{% if "x" in getv("/meta-data/k") %}y{% endif %}'),
+    ('{{printf "%s:%d" (getv "/h") 80}}', '{{ "%s:%d" | format(getv("/meta-data/h"), 80) }}'),
+    ('{{printf "%v" (getv "/h")}}', '{{ "%s" | format(getv("/meta-data/h")) }}'),
+    ('{{index (split (getv "/k") ":") 1}}', '{{ getv("/meta-data/k").split(":")[1] }}'),
+    ('{{exists "/k"}}', '{{ "true" if exists("/meta-data/k") else "false" }}'),
+    ('{{/* note */}}x{{- /* trimmed */ -}} y', '{# note #}x{#- trimmed -#}y'),
+    ('{{"{{"}}', '{{ "{{" }}'),
+    ('${#a} {%x%} {{"x"}}', '${{ "{" }}#a} {{ "{" }}%x%} {{ "x" }}'),
+    ('a\r\nb', 'a{{ "\\r" }}\nb'),
+])
+def test_construct_translates_exactly(go: str, jinja: str) -> None:
+    assert _convert(go) == jinja
+
+
+def test_prefix_is_folded_into_literal_and_computed_keys() -> None:
+    go = ('{{getv "/region"}}{{range gets "/tags/*"}}{{.Key}}{{end}}'
+          '{{getv (printf "/tags/%s" "Name")}}')
+    assert _convert(go, prefix="/meta-data/placement") == (
+        '{{ getv("/meta-data/placement/region") }}'
+        '{% for kv in gets("/meta-data/placement/tags/*") %}{{ kv.key[20:] }}{% endfor %}'
+        '{{ getv("/meta-data/placement" ~ ("/tags/%s" | format("Name"))) }}')
+
+
+def test_variable_assigned_in_a_loop_becomes_a_namespace() -> None:
+    """Jinja's set does not leave a for loop; Go's assignment does."""
+    go = ('{{$n := "none"}}{{range getvs "/p/*"}}{{$n = .}}{{end}}last={{$n}}')
+    assert _convert(go) == (
+        '{% set n = namespace(v="none") %}{% for value in getvs("/meta-data/p/*") %}'
+        '{% set n.v = value %}{% endfor %}last={{ n.v }}')
+
+
+def test_variable_declared_in_if_does_not_clobber_outer_one() -> None:
+    """Go scopes := to the if block; Jinja's if is no scope, so it gets a new name."""
+    go = '{{$x := "a"}}{{if true}}{{$x := "b"}}{{$x}}{{end}}{{$x}}'
+    assert _convert(go) == ('{% set x = "a" %}{% if true %}{% set x_1 = "b" %}{{ x_1 }}'
+                            '{% endif %}{{ x }}')
+
+
+def test_nested_ranges_rebind_dot_and_keep_outer_variables() -> None:
+    go = ('{{range $dir := lsdir "/svc"}}{{range gets (printf "/svc/%s/*" $dir)}}'
+          '{{$dir}}/{{.Value}}{{end}}{{end}}')
+    assert _convert(go) == (
+        '{% for dir in lsdir("/meta-data/svc/") %}'
+        '{% for kv in gets("/svc/%s/*" | format(dir)) %}{{ dir }}/{{ kv.value }}{% endfor %}'
+        '{% endfor %}')
+
+
+def test_range_over_a_json_map_is_sorted_by_key() -> None:
+    go = '{{range $k, $v := json (getv "/d")}}{{$k}}={{$v}} {{end}}'
+    assert _convert(go) == ('{% for k, v in (getv("/meta-data/d") | fromjson) | dictsort(true) %}'
+                            '{{ k }}={{ v }} {% endfor %}')
+
+
+@pytest.mark.parametrize("go, why", [
+    ('{{getenv "HOME"}}', "function 'getenv' has no imdsrender equivalent"),
+    ('{{datetime}}', "function 'datetime' has no imdsrender equivalent"),
+    ('{{template "x" .}}', "{{template}} is not supported"),
+    ('{{.}}', "confd's template data ('.' outside range/with) is empty"),
+    ('{{printf "%q" (getv "/k")}}', "printf verb other than %s %d %v %f %%"),
+    ('{{range gets "/p/*"}}{{.}}{{end}}', "printing a kv value (Go's formatting of it differs)"),
+])
+def test_untranslatable_construct_is_marked_and_reported(go: str, why: str) -> None:
+    out, problems = convert_template("line one\n" + go + "\ntail {{getv \"/k\"}}\n",
+                                     "templates/t.tmpl")
+    assert len(problems) == 1
+    assert problems[0].startswith("templates/t.tmpl:2: untranslated ")
+    assert problems[0].endswith(": " + why)
+    assert f"{{# {MARKER}: " in out
+    assert "imdsrender_migrate_untranslated" in out  # fails loudly if rendered as is
+    assert out.startswith("line one\n")
+    assert out.endswith('\ntail {{ getv("/meta-data/k") }}\n')  # the rest still translated
+
+
+def test_define_block_is_dropped_and_reported() -> None:
+    out, problems = convert_template('a\n{{define "x"}}{{getv "/k"}}{{end}}b', "templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:2: untranslated {{define \"x\"}}: template definitions"
+                        " are not supported; the block's body was dropped",)
+    assert out.startswith("a\n{# ") and out.endswith("#}b")
+
+
+def test_unclosed_block_is_reported_and_closed() -> None:
+    out, problems = convert_template('x\n{{if exists "/k"}}y', "templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:2: if block is never closed with {{end}}",)
+    assert out == 'x\n{% if exists("/meta-data/k") %}y{% endif %}'
+
+
+def test_unparsable_template_is_reported_with_line() -> None:
+    _, problems = convert_template('a\nb {{getv "/k"', "templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:2: cannot parse: unclosed action",)
+
+
+# ------------------------------------------------------------ keys and resources
+
+
+@pytest.mark.parametrize("global_prefix, resource_prefix, expected", [
+    ("", "", "/"), ("/production", "", "/production"), ("", "app/", "/app"),
+    ("production", "/myapp", "/production/myapp"),
+])
+def test_prefixes_concatenate(global_prefix: str, resource_prefix: str, expected: str) -> None:
+    assert fold_prefix(global_prefix, resource_prefix) == expected
+
+
+@pytest.mark.parametrize("prefix, key, expected", [
+    ("/", "/meta-data/instance-id", "/meta-data/instance-id"),
+    ("/", "/instance-id", "/meta-data/instance-id"),
+    ("/", "/latest/dynamic/instance-identity/document", "/dynamic/instance-identity/document"),
+    ("/meta-data", "/tags/instance/", "/meta-data/tags/instance/"),
+    ("/meta-data/placement", "region", "/meta-data/placement/region"),
+    ("/", "/user-data", "/user-data"),
+])
+def test_full_key(prefix: str, key: str, expected: str) -> None:
+    assert full_key(prefix, key) == expected
+
+
+def test_resource_fields_translate() -> None:
+    doc = {"template": {
+        "src": "app.conf.tmpl", "dest": "/etc/app.conf", "prefix": "app",
+        "keys": ["/a", "/dir/"], "mode": "0600", "uid": 1000, "gid": 1001,
+        "check_cmd": "/usr/sbin/app -t -c {{.src}}",
+        "reload_cmd": "cp {{ .src }} /backup && systemctl reload app # {{.dest}}",
+        "check_cmd_timeout": 15, "reload_cmd_timeout": "2m",
+    }}
+    entry, problems = convert_resource(doc, "conf.d/app.toml", "/meta-data")
+    assert problems == ()
+    assert entry == {
+        "src": "app.conf.j2", "dest": "/etc/app.conf",
+        "keys": ["/meta-data/app/a", "/meta-data/app/dir/"],
+        "mode": "0600", "owner": 1000, "group": 1001,
+        "check_cmd": "/usr/sbin/app -t -c {{ src }}",
+        "reload_cmd": "cp {{ src }} /backup && systemctl reload app # {{ dest }}",
+        "check_timeout": "15s", "reload_timeout": "120s",
+    }
+
+
+def test_directory_keys_are_recognised_from_the_template_and_known_paths() -> None:
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": [
+        "/meta-data/tags/instance", "/meta-data/foo", "/meta-data/bar", "/meta-data/placement",
+        "/meta-data/instance-id"]}}
+    used = [("/meta-data/foo/*", "glob", 3), ("/meta-data/bar/baz", "leaf", 4),
+            ("/meta-data/instance-id", "leaf", 5)]
+    entry, problems = convert_resource(doc, "conf.d/t.toml", template_keys=used,
+                                       template_name="templates/t.tmpl")
+    assert problems == ()
+    assert entry["keys"] == ["/meta-data/tags/instance/", "/meta-data/foo/", "/meta-data/bar/",
+                             "/meta-data/placement/", "/meta-data/instance-id"]
+
+
+def test_template_key_outside_keys_is_reported() -> None:
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/meta-data/a"]}}
+    _, problems = convert_resource(doc, "conf.d/t.toml", template_keys=[
+        ("/meta-data/a", "leaf", 1), ("/meta-data/b", "leaf", 7)], template_name="templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:7: key /meta-data/b is not in the keys of "
+                        "conf.d/t.toml; add it there (confd could not read it either)",)
+
+
+def test_resource_problems_name_file_and_line() -> None:
+    text = ('[template]\nsrc = "t.tmpl"\ndest = "/x"\nkeys = ["/a"]\nmode = "644"\n'
+            'output_format = "json"\nreload_cmd = "{{.src}} {{getenv \\"X\\"}}"\n'
+            '[backend]\nbackend = "vault"\n')
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/a"], "mode": "644",
+                        "output_format": "json", "reload_cmd": '{{.src}} {{getenv "X"}}'},
+           "backend": {"backend": "vault"}}
+    entry, problems = convert_resource(doc, "conf.d/t.toml", text=text)
+    assert problems == (
+        "conf.d/t.toml:8: [backend] is not translated (imdsrender reads IMDS only)",
+        "conf.d/t.toml:6: field 'output_format' has no imdsrender equivalent; not translated",
+        "conf.d/t.toml:5: mode '644' is decimal to confd (= 01204); write \"0644\" if octal "
+        "was meant",
+        "conf.d/t.toml:7: untranslated {{getenv \"X\"}} in command (only {{.src}}, {{.dest}} "
+        "are supported)",
+    )
+    assert "mode" not in entry
+    assert entry["reload_cmd"] == '{{ src }} {{getenv "X"}}'
+
+
+# ------------------------------------------------------------ the confdir
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    dst = tmp_path / "confd"
+    shutil.copytree(CORPUS / name, dst)
+    return dst
+
+
+def _render_all(out: Path, dest_root: Path, emulator: Emulator) -> Dict[str, str]:
+    """Load the converted confdir as imdsrender would and render every resource."""
+    resources = load_resources(str(out), dest_root=str(dest_root))
+    client = ImdsClient(ImdsSettings(), endpoint=emulator.url)
+    snapshot = fetch(Plan.of(r.keys for r in resources), client)
+    env = make_environment(str(out / "templates"))
+    rendered = {}
+    for resource in resources:
+        dest = "/" + os.path.relpath(resource.dest, dest_root)
+        rendered[dest] = render(env, resource, snapshot).content.decode("utf-8")
+    return rendered
+
+
+@pytest.mark.parametrize("corpus, expected", [("main", EXPECTED_MAIN),
+                                              ("prefixed", EXPECTED_PREFIXED)])
+def test_corpus_converts_cleanly_and_renders_what_confd_renders(
+        corpus: str, expected: Dict[str, str], tmp_path: Path,
+        make_emulator: Callable[..., Emulator]) -> None:
+    out = tmp_path / "out"
+    report = migrate_confdir(str(CORPUS / corpus), str(out))
+    assert report.problems == ()
+    names = sorted(p.stem for p in (CORPUS / corpus / "conf.d").glob("*.toml"))
+    assert [w for w in report.written if w.startswith("conf.d/")] == \
+        [f"conf.d/{n}.yaml" for n in names]
+    emulator = make_emulator(data=FIXTURE)
+    assert _render_all(out, tmp_path / "root", emulator) == expected
+
+
+def test_seed_instance_example_converts_to_the_documented_resource(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    migrate_confdir(str(CORPUS / "main"), str(out))
+    text = (out / "conf.d" / "instance.yaml").read_text()
+    assert yaml.safe_load(text) == {"templates": [{
+        "src": "instance.j2", "dest": "/etc/app/instance.conf",
+        "keys": ["/meta-data/instance-id", "/meta-data/instance-type", "/meta-data/ami-id",
+                 "/meta-data/tags/instance/Name", "/meta-data/tags/instance/Environment",
+                 "/meta-data/placement/availability-zone", "/meta-data/local-ipv4"],
+        "reload_cmd": "systemctl reload app"}]}
+    assert (out / "templates" / "instance.j2").read_text() == (
+        "# Instance Configuration\n"
+        'instance_id={{ getv("/meta-data/instance-id") }}\n'
+        'instance_type={{ getv("/meta-data/instance-type") }}\n'
+        'ami_id={{ getv("/meta-data/ami-id") }}\n'
+        'name={{ getv("/meta-data/tags/instance/Name") }}\n'
+        'environment={{ getv("/meta-data/tags/instance/Environment") }}\n'
+        'availability_zone={{ getv("/meta-data/placement/availability-zone") }}\n'
+        'local_ip={{ getv("/meta-data/local-ipv4") }}\n')
+
+
+def test_mode_is_written_as_a_quoted_octal_string(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    migrate_confdir(str(CORPUS / "main"), str(out))
+    text = (out / "conf.d" / "identity.yaml").read_text()
+    assert "  mode: '0640'\n" in text
+    assert "  check_cmd: /usr/bin/test -s {{ src }}\n" in text
+
+
+def _confdir(tmp_path: Path, files: Dict[str, str]) -> Path:
+    src = tmp_path / "confd"
+    for rel, text in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    return src
+
+
+def test_untranslatable_construct_reports_file_line_and_the_rest_is_written(
+        tmp_path: Path) -> None:
+    src = _confdir(tmp_path, {
+        "conf.d/good.toml": '[template]\nsrc = "good.tmpl"\ndest = "/etc/good"\nkeys = ["/a"]\n',
+        "templates/good.tmpl": 'a={{getv "/a"}}\n',
+        "conf.d/bad.toml": ('[template]\nsrc = "bad.tmpl"\ndest = "/etc/bad"\nkeys = ["/a"]\n'
+                            'min_reload_interval = "30s"\n'),
+        "templates/bad.tmpl": 'a={{getv "/a"}}\nhost={{getenv "HOSTNAME"}}\nz={{getv "/a"}}\n',
+    })
+    out = tmp_path / "out"
+    report = migrate_confdir(str(src), str(out))
+    assert report == MigrationReport(
+        written=("conf.d/bad.yaml", "conf.d/good.yaml", "templates/bad.j2", "templates/good.j2"),
+        problems=(
+            "templates/bad.tmpl:2: untranslated {{getenv \"HOSTNAME\"}}: function 'getenv' "
+            "has no imdsrender equivalent",
+            "conf.d/bad.toml:5: field 'min_reload_interval' has no imdsrender equivalent; "
+            "not translated",
+        ))
+    bad = (out / "templates" / "bad.j2").read_text()
+    assert bad.startswith('a={{ getv("/meta-data/a") }}\nhost={# imdsrender-migrate: ')
+    assert bad.endswith('{{ imdsrender_migrate_untranslated }}\nz={{ getv("/meta-data/a") }}\n')
+    assert (out / "templates" / "good.j2").read_text() == 'a={{ getv("/meta-data/a") }}\n'
+
+
+def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(MigrationError) as exc:
+        migrate_confdir(str(CORPUS / "main"), str(out))
+    assert str(exc.value) == (f"{out}: exists and is not empty; name a new directory, "
+                              "or pass --force to overwrite files in it")
+    assert exc.value.exit_code == 2
+    assert sorted(os.listdir(out)) == ["keep.txt"]
+    report = migrate_confdir(str(CORPUS / "main"), str(out), force=True)
+    assert report.problems == ()
+    assert (out / "keep.txt").read_text() == "mine"
+    assert (out / "conf.d" / "instance.yaml").is_file()
+
+
+def test_existing_empty_directory_is_fine(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    assert migrate_confdir(str(CORPUS / "main"), str(out)).written
+
+
+@pytest.mark.parametrize("where", [".", "conf.d", "new/inside"])
+def test_never_in_place(where: str, tmp_path: Path) -> None:
+    src = _copy("main", tmp_path)
+    before = sorted(str(p) for p in src.rglob("*"))
+    out = src / where
+    with pytest.raises(MigrationError) as exc:
+        migrate_confdir(str(src), str(out), force=True)
+    assert str(exc.value) == (f"{out}: is the confd confdir or inside it; migration never "
+                              "works in place; name a new directory")
+    assert sorted(str(p) for p in src.rglob("*")) == before
+
+
+def test_source_must_be_a_confd_confdir(tmp_path: Path) -> None:
+    with pytest.raises(MigrationError) as exc:
+        migrate_confdir(str(tmp_path), str(tmp_path / "out"))
+    assert str(exc.value) == (f"{tmp_path}: not a confd confdir (no conf.d/ directory); name "
+                              "the directory holding conf.d/ and templates/, e.g. /etc/confd")
+    assert isinstance(exc.value, UsageError)
+
+
+def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
+    src = _confdir(tmp_path, {"conf.d/x.toml": '[template]\nsrc = "a"\ndest = \n'})
+    with pytest.raises(MigrationError) as exc:
+        migrate_confdir(str(src), str(tmp_path / "out"))
+    assert str(exc.value).startswith("conf.d/x.toml:3: invalid TOML: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_confd_toml_names_file_and_line(tmp_path: Path) -> None:
+    src = _confdir(tmp_path, {"confd.toml": 'prefix = "/a"\nprefix = "/b"\n',
+                              "conf.d/x.toml": '[template]\n'})
+    with pytest.raises(MigrationError) as exc:
+        migrate_confdir(str(src), str(tmp_path / "out"))
+    assert str(exc.value).startswith("confd.toml:2: invalid TOML: ")
+
+
+def test_missing_toml_library_names_the_extra(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(MigrationError) as exc:
+        migrate_confdir(str(CORPUS / "main"), str(tmp_path / "out"))
+    assert str(exc.value) == ("migrate-confd: reading TOML needs Python 3.11+ or the tomli "
+                              "package; pip install 'imdsrender[migrate]'")
+
+
+def test_missing_template_is_reported_and_the_resource_still_written(tmp_path: Path) -> None:
+    src = _confdir(tmp_path, {
+        "conf.d/x.toml": '[template]\nsrc = "gone.tmpl"\ndest = "/etc/x"\nkeys = ["/a"]\n'})
+    report = migrate_confdir(str(src), str(tmp_path / "out"))
+    assert report.problems == ("templates/gone.tmpl: cannot read: No such file or directory",)
+    assert report.written == ("conf.d/x.yaml",)
+
+
+def test_same_template_under_two_prefixes_gives_two_outputs(tmp_path: Path) -> None:
+    src = _confdir(tmp_path, {
+        "conf.d/a.toml": ('[template]\nprefix = "/meta-data/placement"\nsrc = "v.tmpl"\n'
+                          'dest = "/etc/a"\nkeys = ["/region"]\n'),
+        "conf.d/b.toml": ('[template]\nprefix = "/meta-data/tags/instance"\nsrc = "v.tmpl"\n'
+                          'dest = "/etc/b"\nkeys = ["/region"]\n'),
+        "templates/v.tmpl": '{{getv "/region"}}\n',
+    })
+    out = tmp_path / "out"
+    report = migrate_confdir(str(src), str(out))
+    assert report.problems == ()
+    assert (out / "templates" / "v.j2").read_text() == \
+        '{{ getv("/meta-data/placement/region") }}\n'
+    assert (out / "templates" / "v-2.j2").read_text() == \
+        '{{ getv("/meta-data/tags/instance/region") }}\n'
+    b: List[dict] = yaml.safe_load((out / "conf.d" / "b.yaml").read_text())["templates"]
+    assert b[0]["src"] == "v-2.j2"

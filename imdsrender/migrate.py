@@ -1240,7 +1240,8 @@ def convert_resource(doc: Mapping[str, Any], name: str, global_prefix: str = "",
         return {}, (f"{name}: no [template] table",)
     for key in doc:
         if key != "template":
-            problems.append(f"{where(key, isinstance(doc[key], Mapping))}: [{key}] is not translated (imdsrender reads IMDS only)")
+            at = where(key, isinstance(doc[key], Mapping))
+            problems.append(f"{at}: [{key}] is not translated (imdsrender reads IMDS only)")
     for key in tpl:
         if key not in _RESOURCE_FIELDS:
             problems.append(f"{where(key)}: field {key!r} has no imdsrender equivalent; "

@@ -678,8 +678,9 @@ def make_health_check(settings: ImdsSettings, endpoint: Optional[str] = None,
         return lambda: (True, f"rendering from {data} (--data): no IMDS to check")
     import dataclasses
 
-    quick = dataclasses.replace(settings, timeout=min(settings.timeout, timeout), retries=0,
-                                boot_wait=0.0)
+    # boot_wait is the token request's overall deadline, so it cannot be 0.
+    bound = min(settings.timeout, timeout)
+    quick = dataclasses.replace(settings, timeout=bound, retries=0, boot_wait=bound)
     pools: List[Any] = []
 
     def check() -> Tuple[bool, str]:
@@ -703,9 +704,10 @@ def make_health_check(settings: ImdsSettings, endpoint: Optional[str] = None,
 
 def start_status_server(addr: str, recorder: Recorder, settings: ImdsSettings,
                         endpoint: Optional[str] = None,
-                        data: Optional[str] = None) -> StatusServer:
+                        data: Optional[str] = None, *,
+                        min_interval: float = 1.0) -> StatusServer:
     """The interval-mode server, started: what the CLI calls for --metrics-addr."""
     if not isinstance(recorder, Metrics):
         raise UsageError("--metrics-addr", "metrics are not enabled", EXTRA_HINT)
     check = make_health_check(settings, endpoint, data)
-    return StatusServer(addr, recorder, check).start()
+    return StatusServer(addr, recorder, check, min_interval=min_interval).start()

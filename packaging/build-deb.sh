@@ -15,6 +15,8 @@ tar -xzf "$sdist" -C "$work"
 src="$work/$(basename "$sdist" .tar.gz)"
 [ -d "$src/packaging/debian" ] || die "$sdist has no packaging/debian (MANIFEST.in?)"
 cp -r "$src/packaging/debian" "$src/debian"
-(cd "$src" && dpkg-buildpackage -us -uc -b)
+# pybuild calls python3.X from PATH: a Debian package must be built with
+# Debian's interpreter, not a pyenv/venv one that happens to come first.
+(cd "$src" && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b)
 cp "$work"/imdsrender_*_all.deb "$out/"
 ls -1 "$out"/imdsrender_*_all.deb

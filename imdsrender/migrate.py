@@ -478,8 +478,8 @@ def _jstr(value: str) -> str:
             out.append("\\r")
         elif ch == "\t":
             out.append("\\t")
-        elif ord(ch) < 32 or ord(ch) == 127:
-            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 32 or ord(ch) == 127 or (ch.isspace() and ch != " "):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
     out.append('"')
@@ -912,14 +912,21 @@ def _comment_safe(text: str) -> str:
 
 
 def _escape_text(text: str, last: bool) -> str:
-    """Literal text made inert for Jinja (and immune to its newline normalising)."""
+    """Literal text made inert for Jinja and safe from its rewriting.
+
+    ``{{``, ``{%`` and ``{#`` (and a ``{`` right before a tag we emit) are
+    written as expressions; so is ``\r`` (Jinja normalises newlines) and
+    whitespace at either end that Go's trim markers keep but Python's
+    ``str.strip`` (which Jinja's ``-`` uses) would eat, such as U+00A0.
+    """
     out: List[str] = []
+    end = len(text) - 1
     for i, ch in enumerate(text):
-        nxt = text[i + 1] if i + 1 < len(text) else ""
+        nxt = text[i + 1] if i < end else ""
         if ch == "{" and (nxt in ("{", "%", "#") or (not nxt and not last)):
             out.append('{{ "{" }}')
-        elif ch == "\r":
-            out.append('{{ "\\r" }}')
+        elif ch == "\r" or (ch.isspace() and ch not in " \t\n" and i in (0, end)):
+            out.append("{{ " + _jstr(ch) + " }}")
         else:
             out.append(ch)
     return "".join(out)

@@ -185,6 +185,7 @@ def _convert(text: str, prefix: str = "/") -> str:
     ('{{"{{"}}', '{{ "{{" }}'),
     ('${#a} {%x%} {{"x"}}', '${{ "{" }}#a} {{ "{" }}%x%} {{ "x" }}'),
     ('a\r\nb', 'a{{ "\\r" }}\nb'),
+    ('x\u00a0{{- "y"}}', 'x{{ "\\xa0" }}{{- "y" }}'),  # Go keeps NBSP, Jinja's "-" would not
 ])
 def test_construct_translates_exactly(go: str, jinja: str) -> None:
     assert _convert(go) == jinja

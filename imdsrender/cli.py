@@ -227,7 +227,7 @@ def open_source(job: Job, observer: Any = None) -> Source:
     if job.data:
         from .emulator import FixtureSource, load_fixture
 
-        return FixtureSource(load_fixture(job.data))
+        return FixtureSource(load_fixture(job.data), job.data)
     from .client import ImdsClient
 
     client = ImdsClient(job.settings.imds, endpoint=job.endpoint,

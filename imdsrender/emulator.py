@@ -1016,3 +1016,23 @@ def serve(port: int, data: Optional[str], latency_ms: float,
                          "choose a free port (0 picks one)") from exc
     log.info("IMDS emulator listening on %s", emulator.url)
     return emulator
+
+
+class FixtureSource:
+    """A fixture answering paths exactly as the emulator would, without sockets.
+
+    This is what ``--data FILE`` renders from: the fetcher walks it like IMDS
+    (404 for what the fixture lacks), so an offline render and a render
+    against the emulator serving the same fixture give the same bytes.
+    """
+
+    def __init__(self, values: Mapping[str, bytes], where: str = "fixture") -> None:
+        self._tree = _checked_tree(values, where)
+
+    def get(self, path: str) -> bytes:
+        from .client import NotFound
+
+        body = self._tree.lookup(path)
+        if body is None:
+            raise NotFound(path, "not in the fixture (404)")
+        return body

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
 
 from imdsrender.emulator import Emulator
+from tests.helpers import ConfDir
 
 
 @pytest.fixture
@@ -33,3 +35,9 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
     yield make
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture
+def confdir(tmp_path: Path) -> ConfDir:
+    """An empty confdir whose resources write below tmp_path/out."""
+    return ConfDir(tmp_path)

@@ -264,6 +264,13 @@ def _lex_action(text: str, start: int, line: int,
 
 def _go_unquote(tok: _Tok) -> str:
     """The value of a Go string literal (interpreted or raw)."""
+    try:
+        return _unquote(tok)
+    except (ValueError, IndexError, OverflowError):
+        raise _Untranslatable(f"invalid string literal {tok.text}") from None
+
+
+def _unquote(tok: _Tok) -> str:
     if tok.kind == "raw":
         return tok.text[1:-1].replace("\r", "")
     body = tok.text[1:-1]
@@ -597,9 +604,7 @@ class _Translator:
         if node.kind == "str":
             return _Val(_jstr(node.value), "str", literal=node.value)
         if node.kind == "num":
-            text = node.value.replace("_", "")
-            if text.lower().startswith(("0x", "+0x", "-0x")):
-                text = str(int(text, 16))
+            text = _number(node.value)
             return _Val(text, "num", atomic=not text.startswith(("-", "+")))
         if node.kind == "bool":
             return _Val("true" if node.value else "false", "bool")
@@ -903,6 +908,24 @@ class _Translator:
                 self.out.append(f"{{% {frame.closer} %}}")
 
 
+def _number(text: str) -> str:
+    """A Go number literal as Jinja reads it (Jinja wants digits before a ".").
+
+    Go reads ``010`` as octal and prints an integral constant such as
+    ``1e3`` or ``1.0`` as an integer; so does the translation.
+    """
+    text = text.replace("_", "")
+    try:
+        if re.fullmatch(r"[+-]?0[0-7]+", text):
+            return str(int(text, 8))
+        if re.fullmatch(r"[+-]?(0[xXoObB][0-9a-fA-F]+|\d+)", text):
+            return str(int(text, 0))
+        value = float(text)
+        return str(int(value)) if value.is_integer() else repr(value)
+    except (ValueError, OverflowError):
+        raise _Untranslatable(f"invalid number {text}") from None
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -919,16 +942,16 @@ def _escape_text(text: str, last: bool) -> str:
     whitespace at either end that Go's trim markers keep but Python's
     ``str.strip`` (which Jinja's ``-`` uses) would eat, such as U+00A0.
     """
-    out: List[str] = []
+    pieces: List[str] = []
     end = len(text) - 1
     for i, ch in enumerate(text):
-        nxt = text[i + 1] if i < end else ""
-        if ch == "{" and (nxt in ("{", "%", "#") or (not nxt and not last)):
-            out.append('{{ "{" }}')
-        elif ch == "\r" or (ch.isspace() and ch not in " \t\n" and i in (0, end)):
-            out.append("{{ " + _jstr(ch) + " }}")
+        if ch == "\r" or (ch.isspace() and ch not in " \t\n" and i in (0, end)):
+            pieces.append("{{ " + _jstr(ch) + " }}")
         else:
-            out.append(ch)
+            pieces.append(ch)
+    pieces.append("" if last else "{")  # what follows: nothing, or one of our tags
+    out = [('{{ "{" }}' if piece == "{" and pieces[i + 1][:1] in ("{", "%", "#") else piece)
+           for i, piece in enumerate(pieces[:-1])]
     return "".join(out)
 
 

@@ -13,8 +13,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
+import jinja2
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imdsrender import UsageError
 from imdsrender.client import ImdsClient
@@ -186,9 +189,25 @@ def _convert(text: str, prefix: str = "/") -> str:
     ('${#a} {%x%} {{"x"}}', '${{ "{" }}#a} {{ "{" }}%x%} {{ "x" }}'),
     ('a\r\nb', 'a{{ "\\r" }}\nb'),
     ('x\u00a0{{- "y"}}', 'x{{ "\\xa0" }}{{- "y" }}'),  # Go keeps NBSP, Jinja's "-" would not
+    ('{\r', '{{ "{" }}{{ "\\r" }}'),
+    ('{{010}} {{0x1F}} {{1e3}} {{-.5}}', '{{ 8 }} {{ 31 }} {{ 1000 }} {{ -0.5 }}'),
 ])
 def test_construct_translates_exactly(go: str, jinja: str) -> None:
     assert _convert(go) == jinja
+
+
+_PIECES = ['{{', '}}', '{{- ', ' -}}', 'getv ', '"/k"', '`r`', '(', ')', '|', '$x', ':=', '=',
+           '.', '.Key', 'range ', 'if ', 'else', 'end', 'with ', ' ', '\n', 'x', '{%', '{#',
+           '/*', '*/', ',', 'gets ', 'printf ', '"%s"', '1', 'json ', 'index ', '\r', 'eq ',
+           '{', '}', '#', '%', '\u00a0', '"\\q"', '-.1']
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=16))
+def test_any_input_converts_and_clean_output_is_valid_jinja(pieces: List[str]) -> None:
+    out, problems = convert_template("".join(pieces), "templates/t.tmpl")
+    if not problems:
+        jinja2.Environment().parse(out)
 
 
 def test_prefix_is_folded_into_literal_and_computed_keys() -> None:

@@ -135,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="render the bundled examples against the emulator")
     demo.set_defaults(handler=cmd_demo, log_level="warning", log_format="text")
 
+    snapshot = sub.add_parser("snapshot", help="save metadata as a JSON fixture")
+    _add_common(snapshot, top=False)
+    snapshot.add_argument("keys", nargs="*", metavar="KEY",
+                          help="keys to save (default: what the resources need; / for all)")
+    snapshot.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+    snapshot.add_argument("--include-credentials", action="store_true",
+                          help="keep credentials paths (the file is then mode 0600)")
+    snapshot.set_defaults(handler=cmd_snapshot)
+
+    test = sub.add_parser("test", help="render against fixtures and compare with golden files")
+    _add_common(test, top=False)
+    test.add_argument("cases", metavar="CASES_DIR",
+                      help="one directory per case: fixture.json and expected/<dest path>")
+    test.add_argument("--update", action="store_true", help="rewrite the golden files")
+    test.set_defaults(handler=cmd_test, log_level="warning")
+
     migrate = sub.add_parser("migrate-confd", help="convert a confd confdir (TOML + Go "
                              "templates) to YAML + Jinja2")
     migrate.add_argument("src", metavar="SRC")
@@ -394,20 +410,139 @@ def _reload(job: Job, args: argparse.Namespace) -> Job:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Validate config and templates; with --data also render each in memory."""
     job = load_job(args)
+    if job.data and not _renders_cleanly(job):
+        return EXIT_FAILED
     print(f"imdsrender: {len(job.resources)} resources OK in {args.confdir}")
     return EXIT_OK
 
 
-def cmd_get(args: argparse.Namespace) -> int:
-    """Print values for debugging on an instance; directories list their leaves."""
-    from .config import load_settings
+def _renders_cleanly(job: Job) -> bool:
+    """Render every resource in memory against the fixture; log each failure."""
+    from .render import render
+
+    snapshot = fetch_snapshot(job, open_source(job))
+    ok = True
+    for resource in job.resources:
+        try:
+            render(job.env, resource, snapshot)
+        except Error as exc:
+            log.error("%s", exc, extra={"resource": resource.origin, "status": "failed"})
+            ok = False
+    return ok
+
+
+WHOLE_TREE = ("/meta-data/", "/dynamic/", "/user-data")
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Save what IMDS (or a fixture) answers as a fixture for offline work."""
+    from .emulator import dump_fixture, fixture_from_snapshot
     from .fetch import Plan, fetch
-    from .tree import is_dir, normalize_key
+    from .tree import normalize_key
+
+    if args.keys:
+        keys = [k for key in args.keys
+                for k in (WHOLE_TREE if key.strip() in ("/", "/latest", "/latest/")
+                          else (normalize_key(key),))]
+        job = _bare_job(args)
+    else:
+        job = load_job(args)
+        keys = [k for r in job.resources for k in r.keys]
+    snapshot = fetch(Plan.of([keys]), open_source(job), concurrency=job.settings.concurrency)
+    for path, reason in sorted(snapshot.errors.items()):
+        log.error("%s: %s", path, reason)
+    values = fixture_from_snapshot(snapshot, include_credentials=args.include_credentials)
+    text = dump_fixture(values)
+    if args.output:
+        _write_private(args.output, text, 0o600 if args.include_credentials else 0o644)
+        log.info("wrote %s (%d paths)", args.output, len(values))
+    else:
+        sys.stdout.write(text)
+    return EXIT_FAILED if snapshot.errors else EXIT_OK
+
+
+def _bare_job(args: argparse.Namespace) -> Job:
+    """A Job with settings only: for commands that take keys, not resources."""
+    from .config import load_settings
 
     settings = load_settings(args.config or os.path.join(args.confdir, "imdsrender.yaml"),
                              required=bool(args.config))
-    job = Job(settings, (), "", endpoint=args.endpoint, data=args.data)
+    return Job(settings, (), "", endpoint=args.endpoint, data=args.data)
+
+
+def _write_private(path: str, text: str, mode: int) -> None:
+    """Write atomically with *mode* from the first byte (no window at 0644)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, staged = tempfile.mkstemp(prefix=".snapshot.", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(staged, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Render every resource against each case's fixture; compare with golden files.
+
+    Writes only below a temp dir (and, with --update, the golden files);
+    check_cmd and reload_cmd are reported, never run.
+    """
+    cases = sorted(p for p in Path(args.cases).iterdir() if (p / "fixture.json").is_file()) \
+        if os.path.isdir(args.cases) else []
+    if not cases:
+        raise UsageError(args.cases, "no test cases found",
+                         "each case is a directory holding fixture.json and expected/")
+    failed = [case.name for case in cases if not _run_case(args, case)]
+    print(f"imdsrender test: {len(cases) - len(failed)} passed, {len(failed)} failed"
+          + (f" ({', '.join(failed)})" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _run_case(args: argparse.Namespace, case: Path) -> bool:
+    from .tree import is_credentials
+    from .write import diff
+
+    expected = case / "expected"
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="imdsrender-test-") as out:
+        job = load_job(args, dest_root=out)
+        job = dataclasses.replace(job, data=str(case / "fixture.json"),
+                                  resources=tuple(_without_commands(r)
+                                                  for r in job.resources))
+        outcomes = render_and_write(job, fetch_snapshot(job, open_source(job)))
+        for resource, outcome in zip(job.resources, outcomes):
+            golden = expected / os.path.relpath(resource.dest, out)
+            if outcome.error is not None:
+                print(f"FAIL {case.name}: {resource.origin}: {outcome.error}")
+                ok = False
+                continue
+            actual = Path(resource.dest).read_bytes()
+            if args.update:
+                golden.parent.mkdir(parents=True, exist_ok=True)
+                golden.write_bytes(actual)
+                continue
+            old = golden.read_bytes() if golden.is_file() else None
+            if old != actual:
+                print(f"FAIL {case.name}: {resource.origin}: output differs from {golden}")
+                sensitive = any(is_credentials(k) for k in resource.keys)
+                _write_stdout(diff(str(golden), old, actual, sensitive=sensitive))
+                ok = False
+    print(f"{'ok  ' if ok else 'FAIL'} {case.name}")
+    return ok
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """Print values for debugging on an instance; directories list their leaves."""
+    from .fetch import Plan, fetch
+    from .tree import is_dir, normalize_key
+
+    job = _bare_job(args)
     keys = [normalize_key(k) for k in args.keys]
     snapshot = fetch(Plan.of([keys]), open_source(job))
     code = EXIT_OK
@@ -512,3 +647,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, the traceback only in debug
+        log.debug("traceback", exc_info=True)
+        sys.stderr.write(f"imdsrender: internal error: {type(exc).__name__}: {exc}; "
+                         "rerun with --log-level debug and report it\n")
+        return EXIT_FAILED

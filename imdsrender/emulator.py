@@ -66,6 +66,7 @@ import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import (
+    TYPE_CHECKING,
     Callable,
     Dict,
     Iterable,
@@ -79,7 +80,10 @@ from typing import (
 from urllib.parse import unquote
 
 from . import UsageError
-from .tree import PUBLIC_KEYS, ROOTS
+from .tree import PUBLIC_KEYS, ROOTS, is_credentials
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fetch import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -1036,3 +1040,19 @@ class FixtureSource:
         if body is None:
             raise NotFound(path, "not in the fixture (404)")
         return body
+
+
+def fixture_from_snapshot(snapshot: Snapshot, *, include_credentials: bool = False
+                          ) -> Dict[str, bytes]:
+    """The fixture that serves *snapshot* back: leaves, plus empty directories.
+
+    Credentials subtrees are left out unless asked for: a snapshot is a file
+    people attach to bug reports.  (A public key's name in the ``0=name``
+    listing is not kept: the Snapshot holds parsed listings only.)
+    """
+    values = {p: v for p, v in snapshot.values.items()
+              if include_credentials or not is_credentials(p)}
+    for directory, children in snapshot.listings.items():
+        if not children and (include_credentials or not is_credentials(directory)):
+            values[directory] = b""
+    return values

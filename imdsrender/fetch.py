@@ -76,14 +76,24 @@ class Snapshot:
     def matching(self, pattern: str) -> Tuple[Tuple[str, bytes], ...]:
         """(path, bytes) of every leaf matching a glob, sorted by path."""
         self._check(glob_root(pattern))
-        return tuple(sorted((p, v) for p, v in self.values.items()
-                            if fnmatch.fnmatchcase(p, pattern)))
+        return tuple(sorted((p, v) for p, v in self.values.items() if glob_match(pattern, p)))
 
     def _check(self, path: str) -> None:
         reason = self.error_for(path)
         if reason is not None:
             raise FetchFailed(path, f"could not be fetched ({reason})",
                               "see the earlier log lines for the IMDS error")
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Glob matching one path segment per wildcard, as confd's path.Match does.
+
+    ``/tags/instance/*`` must not reach into sub-directories: ``*`` never
+    matches ``/``.
+    """
+    parts, segments = pattern.split("/"), path.split("/")
+    return len(parts) == len(segments) and all(
+        fnmatch.fnmatchcase(segment, part) for part, segment in zip(parts, segments))
 
 
 def glob_root(pattern: str) -> str:

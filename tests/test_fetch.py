@@ -9,7 +9,15 @@ from typing import Dict, List, Optional
 import pytest
 
 from imdsrender.client import ImdsError, ImdsUnavailable, NotFound
-from imdsrender.fetch import CachedSource, FetchFailed, Plan, Snapshot, fetch, glob_root
+from imdsrender.fetch import (
+    CachedSource,
+    FetchFailed,
+    Plan,
+    Snapshot,
+    fetch,
+    glob_match,
+    glob_root,
+)
 
 
 class FakeSource:
@@ -178,3 +186,14 @@ def test_snapshot_lookups() -> None:
     assert snapshot.is_requested("/meta-data/t/a") and not snapshot.is_requested("/meta-data/u")
     missing: Optional[bytes] = snapshot.value("/meta-data/t/c")
     assert missing is None
+
+
+@pytest.mark.parametrize("pattern, path, matches", [
+    ("/meta-data/t/*", "/meta-data/t/a", True),
+    ("/meta-data/t/*", "/meta-data/t/sub/a", False),  # * stays within one segment
+    ("/meta-data/macs/*/subnet-id", "/meta-data/macs/0a:01/subnet-id", True),
+    ("/meta-data/macs/*/subnet-id", "/meta-data/macs/0a:01/vpc-id", False),
+    ("/meta-data/t/?", "/meta-data/t/ab", False),
+])
+def test_glob_match_is_segment_aware(pattern: str, path: str, matches: bool) -> None:
+    assert glob_match(pattern, path) is matches

@@ -143,6 +143,23 @@ class Recorder(Observer):
                      error: Optional[BaseException] = None) -> None:
         """A whole run (or poll) ended; *error* when it ended without outcomes."""
 
+    def record(self, run: Callable[[], Sequence[Outcome]],
+               cache: Optional[CachedSource] = None) -> Sequence[Outcome]:
+        """Call *run* (one pass: fetch, render, write) and report it to run_finished.
+
+        Whatever *run* raises (ImdsUnavailable, a usage error, Ctrl-C) is
+        reported as the run's error and re-raised, so a onetime run's
+        textfile is written on failure too.
+        """
+        started = time.monotonic()
+        try:
+            outcomes = run()
+        except BaseException as exc:
+            self.run_finished([], time.monotonic() - started, cache, error=exc)
+            raise
+        self.run_finished(outcomes, time.monotonic() - started, cache)
+        return outcomes
+
 
 class Metrics(Recorder):
     """All imdsrender metrics in their own registry (never the global one).

@@ -260,6 +260,34 @@ def test_details_shape() -> None:
     }
 
 
+def test_record_reports_a_pass_and_returns_its_outcomes(tmp_path) -> None:
+    prom = tmp_path / "m.prom"
+    metrics = Metrics(textfile=str(prom))
+    outcomes = [Outcome("/etc/a", "written")]
+    assert metrics.record(lambda: outcomes) is outcomes
+    assert sample(parse(prom.read_text()), "imdsrender_runs_total", result="ok") == 1
+
+
+def test_record_reports_a_failed_pass_and_reraises(tmp_path) -> None:
+    prom = tmp_path / "m.prom"
+    metrics = Metrics(textfile=str(prom))
+
+    def unavailable() -> List[Outcome]:
+        raise ImdsUnavailable("http://127.0.0.1:9", "no answer from IMDS")
+
+    with pytest.raises(ImdsUnavailable):
+        metrics.record(unavailable)
+    got = parse(prom.read_text())  # written although the run failed
+    assert sample(got, "imdsrender_runs_total", result="error") == 1
+    assert sample(got, "confd_backend_healthy") == 0
+
+
+def test_recorder_record_without_metrics() -> None:
+    assert Recorder().record(lambda: []) == []
+    with pytest.raises(KeyboardInterrupt):
+        Recorder().record(lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
 # --- commands -------------------------------------------------------------------
 
 def fake_runner(codes: List[int], seen: List[str]):

@@ -77,7 +77,7 @@ quiet_verify() {
 
 # free_port: a free TCP port on 127.0.0.1.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 [ "$(id -u)" = 0 ] || fail "run as root (apt-get, dpkg -i)"
@@ -110,7 +110,7 @@ for example in "${examples[@]}"; do
 done
 
 # The imdsrender part of each example, as a confdir of its own.
-python3 - "$WORK/cloud-confdirs" "${examples[@]}" <<'EOF'
+/usr/bin/python3 - "$WORK/cloud-confdirs" "${examples[@]}" <<'EOF'
 import os, sys, yaml
 out = sys.argv[1]
 for example in sys.argv[2:]:

@@ -148,6 +148,7 @@ def test_interval_service_runs_interval_mode_with_metrics(units: Dict[str, Unit]
     assert addr.startswith("127.0.0.1:"), "metrics must not listen beyond loopback by default"
     assert one(unit, "Service", "Type") in {"exec", "simple"}
     assert one(unit, "Service", "Restart") == "on-failure"
+    assert one(unit, "Service", "RestartPreventExitStatus") == "2"  # config errors
     assert "imdsrender-refresh.timer" in words(unit, "Unit", "Conflicts")
     assert words(unit, "Install", "WantedBy") == ["multi-user.target"]
 

@@ -26,7 +26,8 @@ from . import Error, UsageError, __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Resource, Settings
-    from .fetch import Snapshot, Source
+    from .fetch import CachedSource, Snapshot, Source
+    from .metrics import Recorder
     from .write import Outcome
 
 log = logging.getLogger("imdsrender")
@@ -265,10 +266,14 @@ def fetch_snapshot(job: Job, source: Source) -> Snapshot:
     return snapshot
 
 
-def render_and_write(job: Job, snapshot: Snapshot) -> List[Outcome]:
+def render_and_write(job: Job, snapshot: Snapshot,
+                     recorder: Optional[Recorder] = None) -> List[Outcome]:
     """Render and sync every resource; one failure never stops the others."""
+    from .metrics import Recorder
     from .render import render
     from .write import FAILED, Outcome, WriteError, cleanup_stale, sync
+
+    recorder = recorder or Recorder()
 
     outcomes = []
     for resource in job.resources:
@@ -282,8 +287,9 @@ def render_and_write(job: Job, snapshot: Snapshot) -> List[Outcome]:
             if not job.noop:
                 cleanup_stale(resource.dest)
             outcome = sync(resource, rendered.content, sensitive=rendered.sensitive,
-                           noop=job.noop)
+                           noop=job.noop, run=recorder.command_runner(resource))
         _log_outcome(resource, outcome, time.monotonic() - started)
+        recorder.resource_finished(resource.dest, outcome.status, time.monotonic() - started)
         if job.noop and outcome.diff:
             _write_stdout(outcome.diff)
         outcomes.append(outcome)
@@ -336,10 +342,18 @@ def exit_code(outcomes: Sequence[Outcome]) -> int:
     return EXIT_FAILED if any(o.status == "failed" for o in outcomes) else EXIT_OK
 
 
-def run_once(job: Job) -> int:
-    snapshot = fetch_snapshot(job, open_source(job))
-    with run_lock(job):
-        return exit_code(render_and_write(job, snapshot))
+def run_once(job: Job, recorder: Optional[Recorder] = None) -> int:
+    """One pass; the recorder hears of it even when it fails (the textfile is written)."""
+    from .metrics import Recorder
+
+    chosen = recorder or Recorder()
+
+    def one_pass() -> List[Outcome]:
+        snapshot = fetch_snapshot(job, open_source(job, observer=chosen))
+        with run_lock(job):
+            return render_and_write(job, snapshot, chosen)
+
+    return exit_code(chosen.record(one_pass))
 
 
 # --- commands ---------------------------------------------------------------
@@ -351,16 +365,17 @@ def cmd_main(args: argparse.Namespace) -> int:
     if not args.onetime and args.interval is None:
         raise UsageError("", "choose a mode: --onetime or --interval DURATION",
                          "see 'imdsrender --help'")
-    if args.metrics_addr or args.metrics_textfile:
-        raise UsageError("--metrics-addr/--metrics-textfile", "metrics are not built yet",
-                         "run without them")
+    from .metrics import from_flags
+
+    recorder = from_flags(args.metrics_addr, args.metrics_textfile,
+                          interval=args.interval is not None)
     job = load_job(args)
     if args.onetime:
-        return run_once(job)
-    return run_interval(job, args)
+        return run_once(job, recorder)
+    return run_interval(job, args, recorder)
 
 
-def run_interval(job: Job, args: argparse.Namespace) -> int:
+def run_interval(job: Job, args: argparse.Namespace, recorder: Optional[Recorder] = None) -> int:
     """Poll until SIGTERM/SIGINT; SIGHUP re-reads the configuration.
 
     Each poll goes through one TTL cache, so a poll within the TTL makes no
@@ -368,7 +383,9 @@ def run_interval(job: Job, args: argparse.Namespace) -> int:
     next poll may find IMDS healthy again.
     """
     from .fetch import CachedSource
+    from .metrics import Recorder, start_status_server
 
+    recorder = recorder or Recorder()
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -378,15 +395,29 @@ def run_interval(job: Job, args: argparse.Namespace) -> int:
         stop.set()  # wake the wait; the loop sees reload and goes on
 
     signal.signal(signal.SIGHUP, on_hup)
-    cache = CachedSource(open_source(job), job.settings.cache_ttl)
+    server = (start_status_server(args.metrics_addr, recorder, job.settings.imds,
+                                  job.endpoint, job.data) if args.metrics_addr else None)
+    try:
+        cache = CachedSource(open_source(job, observer=recorder), job.settings.cache_ttl)
+        return _poll_loop(job, args, recorder, cache, stop, reload)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, cache: CachedSource,
+               stop: threading.Event, reload: threading.Event) -> int:
+    def one_pass() -> List[Outcome]:
+        snapshot = fetch_snapshot(job, cache)
+        with run_lock(job):
+            return render_and_write(job, snapshot, recorder)
+
     while True:
         if reload.is_set():
             reload.clear()
             job = _reload(job, args)
         try:
-            snapshot = fetch_snapshot(job, cache)
-            with run_lock(job):
-                code = exit_code(render_and_write(job, snapshot))
+            code = exit_code(recorder.record(one_pass, cache))
             log.info("poll done: %s", "ok" if code == EXIT_OK else "some resources failed",
                      extra={"status": "ok" if code == EXIT_OK else "failed"})
         except Error as exc:
@@ -643,7 +674,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args.handler(args))
     except Error as exc:
         log.debug("traceback", exc_info=True)
-        sys.stderr.write(f"imdsrender: {exc}\n")
+        if args.log_format == "json":  # stderr stays one JSON object a line
+            log.error("%s", exc, extra={"status": "failed"})
+        else:
+            sys.stderr.write(f"imdsrender: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -381,8 +381,8 @@ class ImdsClient:
             with self.limit:
                 reply = self._pool.request(method, self.endpoint + url_path, headers=dict(headers),
                                            redirect=False, retries=False, preload_content=False)
-                status = reply.status
                 body = self._read_whole(reply, url_path, deadline)
+                status = reply.status  # only now: a broken body is no answer
         except urllib3.exceptions.NewConnectionError as exc:
             raise _Retryable(f"connection failed: {_reason(exc)}", connect=True) from None
         except urllib3.exceptions.ConnectTimeoutError:

@@ -39,7 +39,7 @@ Serving rules
 -------------
 - A directory answers with its sorted child names, one a line, sub-directories
   with a trailing ``/``, no trailing newline, with or without a ``/`` at the
-  end of the URL.  A leaf asked for with a trailing ``/`` is 404.
+  end of the URL.  A leaf answers with or without a trailing ``/`` too.
 - ``GET /latest/`` lists ``dynamic/``, ``meta-data/`` and ``user-data`` (when
   present); ``GET /`` answers ``latest``.  A query string is ignored.
 - GETs with a valid token carry the token's remaining lifetime in the
@@ -266,11 +266,15 @@ class _Tree:
     listings: Mapping[str, bytes]
 
     def lookup(self, path: str) -> Optional[bytes]:
-        """Body for a path below ``/latest`` (``""`` is the root), None if missing."""
-        if path.endswith("/"):
-            return self.listings.get(path)
-        leaf = self.leaves.get(path)
-        return leaf if leaf is not None else self.listings.get(path + "/")
+        """Body for a path below ``/latest`` (``""`` is the root), None if missing.
+
+        Like the real service, a trailing ``/`` is optional both ways: a
+        directory answers without it and a leaf answers with it (botocore
+        asks for ``placement/availability-zone/``).
+        """
+        bare = path[:-1] if path.endswith("/") else path
+        leaf = self.leaves.get(bare)
+        return leaf if leaf is not None else self.listings.get(bare + "/")
 
 
 def _checked_tree(values: Mapping[str, bytes], where: str) -> _Tree:

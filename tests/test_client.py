@@ -312,3 +312,10 @@ def test_endpoint_precedence() -> None:
 ])
 def test_parse_retry_after(header: str, expected: object) -> None:
     assert parse_retry_after(header, now=1_700_000_000.0) == expected
+
+
+def test_tests_cannot_reach_the_real_imds() -> None:
+    """The autouse guard in conftest refuses the link-local address before any packet."""
+    host = IPV4_ENDPOINT.split("//")[1]
+    with pytest.raises(AssertionError, match="loopback only"):
+        socket.create_connection((host, 80), timeout=0.1)

@@ -302,11 +302,16 @@ def test_binary_values_are_served_byte_exact(make_emulator: Callable[..., Emulat
 
 
 def test_missing_paths_are_404_with_an_html_page(emulator: Emulator) -> None:
-    for path in ("/latest/meta-data/nope", "/latest/meta-data/instance-id/",
-                 "/latest/user-data/", "/2009-04-04/meta-data/", "/latest/dynamic/nope/"):
+    for path in ("/latest/meta-data/nope", "/latest/meta-data/nope/",
+                 "/2009-04-04/meta-data/", "/latest/dynamic/nope/"):
         status, headers, body = get(emulator, path)
         assert status == 404, path
         assert NOT_FOUND_TITLE in body and headers["content-type"] == "text/html"
+
+
+def test_leaf_answers_with_a_trailing_slash(emulator: Emulator) -> None:
+    # The real service does, and botocore relies on it (placement/availability-zone/).
+    assert body_of(emulator, "/latest/meta-data/instance-id/") == b"i-0123456789abcdef0"
 
 
 def test_query_string_is_ignored(emulator: Emulator) -> None:

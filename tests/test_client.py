@@ -319,3 +319,15 @@ def test_tests_cannot_reach_the_real_imds() -> None:
     host = IPV4_ENDPOINT.split("//")[1]
     with pytest.raises(AssertionError, match="loopback only"):
         socket.create_connection((host, 80), timeout=0.1)
+
+
+def test_429_halves_the_concurrency(httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_oneshot_request("/latest/meta-data/a").respond_with_data("", status=429)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("ok")
+    client = ImdsClient(ImdsSettings(), endpoint=httpserver.url_for("").rstrip("/"), environ={},
+                        concurrency=8, clock=fake_time.clock, wall=fake_time.wall,
+                        sleep=fake_time.sleep, rand=lambda: 1.0)
+    assert client.limit.limit == 8
+    assert client.get("/meta-data/a") == b"ok"
+    assert client.limit.limit == 4

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 import yaml
 
@@ -77,3 +77,19 @@ class ConfDir:
                 entry.pop("reload_cmd", None)  # examples reload services this box lacks
             (confdir.path_obj / "conf.d" / source.name).write_text(yaml.safe_dump(doc))
         return confdir
+
+
+MetricKey = Tuple[str, FrozenSet[Tuple[str, str]]]
+
+
+def parse_metrics(text: str) -> Dict[MetricKey, float]:
+    """Every sample of a Prometheus exposition: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(samples: Dict[MetricKey, float], name: str, **labels: str) -> Optional[float]:
+    """The sample with exactly these labels, None when absent."""
+    return samples.get((name, frozenset(labels.items())))

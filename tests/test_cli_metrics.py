@@ -25,15 +25,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from imdsrender.emulator import Emulator, default_fixture
-from tests.helpers import ROOT, SAFE_ENDPOINT, ConfDir, run_cli
+from tests.helpers import (
+    ROOT,
+    SAFE_ENDPOINT,
+    ConfDir,
+    MetricKey,
+    metric,
+    parse_metrics,
+    run_cli,
+)
 
-Key = Tuple[str, FrozenSet[Tuple[str, str]]]
 Record = Dict[str, Any]
 JSON_LOGS = ("--log-format", "json", "--log-level", "debug")
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -58,16 +64,9 @@ def json_lines(stderr: str) -> List[Record]:
     return records
 
 
-def parse(text: str) -> Dict[Key, float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def value(samples: Dict[Key, float], name: str, **labels: str) -> Optional[float]:
-    return samples.get((name, frozenset(labels.items())))
-
-
-def total(samples: Dict[Key, float], name: str, **labels: str) -> float:
+def total(samples: Dict[MetricKey, float], name: str, **labels: str) -> float:
     """Sum of *name* over every series whose labels include *labels*."""
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
@@ -262,35 +261,35 @@ def test_interval_metrics_health_ready_and_sigterm(make_emulator: Callable[..., 
 
         status, ctype, body = http_get(port, "/metrics")
         assert status == 200 and ctype.startswith("text/plain; version=")
-        got = parse(body.decode())
+        got = parse_metrics(body.decode())
         # the seed's four names, with the faults counted
         assert total(got, "confd_backend_request_total") == requests_seen
         assert total(got, "confd_backend_request_duration_seconds_count") == requests_seen
-        assert value(got, "confd_backend_request_total", operation="get", category="meta-data",
+        assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
                      code="503") == 2
-        assert value(got, "confd_backend_request_total", operation="get", category="meta-data",
+        assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
                      code="500") == 1
-        assert value(got, "confd_backend_request_total", operation="token", category="token",
+        assert metric(got, "confd_backend_request_total", operation="token", category="token",
                      code="200") == 1
-        assert value(got, "confd_backend_errors_total", operation="get", category="meta-data",
+        assert metric(got, "confd_backend_errors_total", operation="get", category="meta-data",
                      reason="server_error") == 3
-        assert value(got, "confd_backend_healthy") == 1
+        assert metric(got, "confd_backend_healthy") == 1
         # imdsrender's own
-        assert value(got, "imdsrender_retries_total", reason="http_503") == 2
-        assert value(got, "imdsrender_retries_total", reason="http_500") == 1
-        assert value(got, "imdsrender_token_refreshes_total") == 1
+        assert metric(got, "imdsrender_retries_total", reason="http_503") == 2
+        assert metric(got, "imdsrender_retries_total", reason="http_500") == 1
+        assert metric(got, "imdsrender_token_refreshes_total") == 1
         dests = {name: str(confdir.dest(name)) for name in ("aws-credentials", "instance.conf",
                                                              "leaky")}
-        assert value(got, "imdsrender_resource_status", dest=dests["aws-credentials"],
+        assert metric(got, "imdsrender_resource_status", dest=dests["aws-credentials"],
                      status="written") == 1
-        assert value(got, "imdsrender_resource_status", dest=dests["leaky"],
+        assert metric(got, "imdsrender_resource_status", dest=dests["leaky"],
                      status="failed") == 1
-        assert value(got, "imdsrender_resources_failed") == 1
-        assert value(got, "imdsrender_command_exit_status", dest=dests["leaky"],
+        assert metric(got, "imdsrender_resources_failed") == 1
+        assert metric(got, "imdsrender_command_exit_status", dest=dests["leaky"],
                      command="check") == 1
-        assert value(got, "imdsrender_cache_misses_total") == len(
+        assert metric(got, "imdsrender_cache_misses_total") == len(
             {r.path for r in emulator.requests if r.method == "GET"})
-        assert value(got, "imdsrender_cache_ttl_seconds") == 60
+        assert metric(got, "imdsrender_cache_ttl_seconds") == 60
         labels = {v for (_, ls) in got for _, v in ls}
         assert not any("security-credentials" in v or "web-role" in v for v in labels)
 
@@ -307,7 +306,7 @@ def test_interval_metrics_health_ready_and_sigterm(make_emulator: Callable[..., 
                                         dests["instance.conf"]: "written",
                                         dests["leaky"]: "failed"}
         assert details["cache_ttl"] == 60
-        assert details["cache_entries"] == value(got, "imdsrender_cache_misses_total")
+        assert details["cache_entries"] == metric(got, "imdsrender_cache_misses_total")
         assert {"cache_hits", "cache_misses"} <= set(details)
 
         # binds only where told: 127.0.0.2 is this machine too
@@ -321,7 +320,7 @@ def test_interval_metrics_health_ready_and_sigterm(make_emulator: Callable[..., 
         assert status == 503 and body.startswith(b"not ready: ")
         status, _, body = http_get(port, "/ready/detailed")
         assert status == 503 and json.loads(body)["healthy"] is False
-        assert value(parse(http_get(port, "/metrics")[2].decode()),
+        assert metric(parse_metrics(http_get(port, "/metrics")[2].decode()),
                      "confd_backend_healthy") == 0
 
         assert daemon.terminate() == 0
@@ -339,22 +338,22 @@ def test_onetime_textfile_matches_the_run(emulator: Emulator, tmp_path: Path) ->
     prom = tmp_path / "imdsrender.prom"
     result = run_cli("--onetime", *confdir.flags(emulator), "--metrics-textfile", str(prom))
     assert result.returncode == 1, result.stderr
-    got = parse(prom.read_text())
-    assert value(got, "imdsrender_resource_status", dest=str(confdir.dest("instance.conf")),
+    got = parse_metrics(prom.read_text())
+    assert metric(got, "imdsrender_resource_status", dest=str(confdir.dest("instance.conf")),
                  status="written") == 1
-    assert value(got, "imdsrender_resource_status", dest=str(confdir.dest("broken")),
+    assert metric(got, "imdsrender_resource_status", dest=str(confdir.dest("broken")),
                  status="failed") == 1
-    assert value(got, "imdsrender_resources_failed") == 1
-    assert value(got, "imdsrender_runs_total", result="failed") == 1
-    assert value(got, "imdsrender_files_changed_total",
+    assert metric(got, "imdsrender_resources_failed") == 1
+    assert metric(got, "imdsrender_runs_total", result="failed") == 1
+    assert metric(got, "imdsrender_files_changed_total",
                  dest=str(confdir.dest("instance.conf"))) == 1
     assert total(got, "confd_backend_request_total") == emulator.count()
-    assert value(got, "confd_backend_request_total", operation="get", category="meta-data",
+    assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
                  code="404") == 1
     assert total(got, "confd_backend_errors_total") == 0  # a missing key is no IMDS error
-    assert value(got, "confd_backend_healthy") == 1
-    assert value(got, "imdsrender_last_success_timestamp_seconds") == 0
-    assert (value(got, "imdsrender_last_run_timestamp_seconds") or 0) > 0
+    assert metric(got, "confd_backend_healthy") == 1
+    assert metric(got, "imdsrender_last_success_timestamp_seconds") == 0
+    assert (metric(got, "imdsrender_last_run_timestamp_seconds") or 0) > 0
     assert sorted(os.listdir(tmp_path)) == ["confdir", "imdsrender.prom", "out"]  # no temp
 
 
@@ -366,12 +365,12 @@ def test_onetime_textfile_written_when_imds_is_unavailable(tmp_path: Path) -> No
     result = run_cli("--onetime", "--confdir", confdir.path, "--boot-wait", "200ms",
                      "--endpoint", f"http://127.0.0.1:{closed}", "--metrics-textfile", str(prom))
     assert result.returncode == 3, result.stderr
-    got = parse(prom.read_text())
-    assert value(got, "imdsrender_runs_total", result="error") == 1
-    assert value(got, "confd_backend_healthy") == 0
-    assert value(got, "confd_backend_request_total", operation="token", category="token",
+    got = parse_metrics(prom.read_text())
+    assert metric(got, "imdsrender_runs_total", result="error") == 1
+    assert metric(got, "confd_backend_healthy") == 0
+    assert metric(got, "confd_backend_request_total", operation="token", category="token",
                  code="none") == total(got, "confd_backend_request_total") > 0
-    assert value(got, "confd_backend_errors_total", operation="token", category="token",
+    assert metric(got, "confd_backend_errors_total", operation="token", category="token",
                  reason="no_answer") > 0
 
 

@@ -14,10 +14,9 @@ import socket
 import stat
 import subprocess
 import sys
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from imdsrender import UsageError
 from imdsrender.client import ImdsUnavailable
@@ -40,23 +39,15 @@ from imdsrender.metrics import (
     write_textfile,
 )
 from imdsrender.write import CommandResult, Outcome
+from tests.helpers import MetricKey, metric, parse_metrics
 
-Key = Tuple[str, FrozenSet[Tuple[str, str]]]
 SECRET_PATH = "/latest/meta-data/iam/security-credentials/web-role"
 
 
-def parse(text: str) -> Dict[Key, float]:
-    """Every sample of an exposition: (name, labels) -> value."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def sample(samples: Dict[Key, float], name: str, **labels: str) -> Optional[float]:
-    return samples.get((name, frozenset(labels.items())))
-
-
-def scrape(metrics: Metrics) -> Dict[Key, float]:
-    return parse(metrics.exposition().decode())
+def scrape(metrics: Metrics) -> Dict[MetricKey, float]:
+    return parse_metrics(metrics.exposition().decode())
 
 
 class FakeSource:
@@ -133,29 +124,29 @@ def test_seed_metrics_from_observer_hooks() -> None:
     metrics.token_refresh()
     got = scrape(metrics)
 
-    assert sample(got, "confd_backend_request_total", operation="get", category="meta-data",
+    assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
                   code="503") == 1
-    assert sample(got, "confd_backend_request_total", operation="get", category="meta-data",
+    assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
                   code="200") == 1
-    assert sample(got, "confd_backend_request_total", operation="token", category="token",
+    assert metric(got, "confd_backend_request_total", operation="token", category="token",
                   code="200") == 1
-    assert sample(got, "confd_backend_request_total", operation="get", category="user-data",
+    assert metric(got, "confd_backend_request_total", operation="get", category="user-data",
                   code="none") == 1
-    assert sample(got, "confd_backend_errors_total", operation="get", category="meta-data",
+    assert metric(got, "confd_backend_errors_total", operation="get", category="meta-data",
                   reason="server_error") == 1
-    assert sample(got, "confd_backend_errors_total", operation="get", category="user-data",
+    assert metric(got, "confd_backend_errors_total", operation="get", category="user-data",
                   reason="no_answer") == 1
     assert not any(name == "confd_backend_errors_total" and ("operation", "list") in labels
                    for name, labels in got), "a 404 listing is not an error"
-    assert sample(got, "confd_backend_request_duration_seconds_count", operation="get",
+    assert metric(got, "confd_backend_request_duration_seconds_count", operation="get",
                   category="meta-data") == 2
-    assert sample(got, "confd_backend_request_duration_seconds_sum", operation="get",
+    assert metric(got, "confd_backend_request_duration_seconds_sum", operation="get",
                   category="meta-data") == pytest.approx(0.007)
-    assert sample(got, "confd_backend_request_duration_seconds_bucket", operation="token",
+    assert metric(got, "confd_backend_request_duration_seconds_bucket", operation="token",
                   category="token", le="0.0025") == 1
-    assert sample(got, "imdsrender_retries_total", reason="http_503") == 1
-    assert sample(got, "imdsrender_retries_total", reason="read_timeout") == 1
-    assert sample(got, "imdsrender_token_refreshes_total") == 1
+    assert metric(got, "imdsrender_retries_total", reason="http_503") == 1
+    assert metric(got, "imdsrender_retries_total", reason="read_timeout") == 1
+    assert metric(got, "imdsrender_token_refreshes_total") == 1
 
 
 def test_labels_never_carry_paths() -> None:
@@ -173,8 +164,8 @@ def test_each_metrics_has_its_own_registry() -> None:
 
     first, second = Metrics(), Metrics()
     first.token_refresh()
-    assert sample(scrape(first), "imdsrender_token_refreshes_total") == 1
-    assert sample(scrape(second), "imdsrender_token_refreshes_total") == 0
+    assert metric(scrape(first), "imdsrender_token_refreshes_total") == 1
+    assert metric(scrape(second), "imdsrender_token_refreshes_total") == 0
     assert REGISTRY.get_sample_value("imdsrender_token_refreshes_total") is None
 
 
@@ -185,29 +176,29 @@ def test_run_finished_records_resources_and_timestamps() -> None:
     metrics.resource_finished("/etc/b", "failed", 0.5)
     metrics.run_finished([Outcome("/etc/a", "written"), Outcome("/etc/b", "failed")], 1.5)
     got = scrape(metrics)
-    assert sample(got, "imdsrender_resource_status", dest="/etc/a", status="written") == 1
-    assert sample(got, "imdsrender_resource_status", dest="/etc/a", status="failed") == 0
-    assert sample(got, "imdsrender_resource_status", dest="/etc/b", status="failed") == 1
-    assert sample(got, "imdsrender_resources_failed") == 1
-    assert sample(got, "imdsrender_files_changed_total", dest="/etc/a") == 1
-    assert sample(got, "imdsrender_resource_failures_total", dest="/etc/b") == 1
-    assert sample(got, "imdsrender_render_duration_seconds", dest="/etc/b") == 0.5
-    assert sample(got, "imdsrender_runs_total", result="failed") == 1
-    assert sample(got, "imdsrender_last_run_timestamp_seconds") == 1000
-    assert sample(got, "imdsrender_last_success_timestamp_seconds") == 0
-    assert sample(got, "imdsrender_last_run_duration_seconds") == 1.5
-    assert sample(got, "confd_backend_healthy") == 1
+    assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="written") == 1
+    assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="failed") == 0
+    assert metric(got, "imdsrender_resource_status", dest="/etc/b", status="failed") == 1
+    assert metric(got, "imdsrender_resources_failed") == 1
+    assert metric(got, "imdsrender_files_changed_total", dest="/etc/a") == 1
+    assert metric(got, "imdsrender_resource_failures_total", dest="/etc/b") == 1
+    assert metric(got, "imdsrender_render_duration_seconds", dest="/etc/b") == 0.5
+    assert metric(got, "imdsrender_runs_total", result="failed") == 1
+    assert metric(got, "imdsrender_last_run_timestamp_seconds") == 1000
+    assert metric(got, "imdsrender_last_success_timestamp_seconds") == 0
+    assert metric(got, "imdsrender_last_run_duration_seconds") == 1.5
+    assert metric(got, "confd_backend_healthy") == 1
 
     # /etc/b was dropped from the config (SIGHUP): its series go with it.
     metrics.run_finished([Outcome("/etc/a", "unchanged")], 0.5)
     got = scrape(metrics)
-    assert sample(got, "imdsrender_resource_status", dest="/etc/a", status="unchanged") == 1
-    assert sample(got, "imdsrender_resource_status", dest="/etc/b", status="failed") is None
-    assert sample(got, "imdsrender_render_duration_seconds", dest="/etc/b") is None
-    assert sample(got, "imdsrender_resources_failed") == 0
-    assert sample(got, "imdsrender_last_success_timestamp_seconds") == 2000
-    assert sample(got, "imdsrender_runs_total", result="ok") == 1
-    assert sample(got, "imdsrender_files_changed_total", dest="/etc/a") == 1
+    assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="unchanged") == 1
+    assert metric(got, "imdsrender_resource_status", dest="/etc/b", status="failed") is None
+    assert metric(got, "imdsrender_render_duration_seconds", dest="/etc/b") is None
+    assert metric(got, "imdsrender_resources_failed") == 0
+    assert metric(got, "imdsrender_last_success_timestamp_seconds") == 2000
+    assert metric(got, "imdsrender_runs_total", result="ok") == 1
+    assert metric(got, "imdsrender_files_changed_total", dest="/etc/a") == 1
 
 
 def test_run_without_imds_is_unhealthy_and_keeps_last_statuses() -> None:
@@ -215,35 +206,35 @@ def test_run_without_imds_is_unhealthy_and_keeps_last_statuses() -> None:
     metrics.run_finished([Outcome("/etc/a", "unchanged")], 0.1)
     metrics.run_finished([], 0.2, error=ImdsUnavailable("http://x", "no answer"))
     got = scrape(metrics)
-    assert sample(got, "confd_backend_healthy") == 0
-    assert sample(got, "imdsrender_runs_total", result="error") == 1
-    assert sample(got, "imdsrender_resource_status", dest="/etc/a", status="unchanged") == 1
+    assert metric(got, "confd_backend_healthy") == 0
+    assert metric(got, "imdsrender_runs_total", result="error") == 1
+    assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="unchanged") == 1
     metrics.set_healthy(True)
-    assert sample(scrape(metrics), "confd_backend_healthy") == 1
+    assert metric(scrape(metrics), "confd_backend_healthy") == 1
 
 
 def test_usage_error_in_a_run_is_not_an_imds_health_problem() -> None:
     metrics = Metrics()
     metrics.run_finished([], 0.1, error=UsageError("x", "bad template"))
     got = scrape(metrics)
-    assert sample(got, "confd_backend_healthy") == 1
-    assert sample(got, "imdsrender_runs_total", result="error") == 1
+    assert metric(got, "confd_backend_healthy") == 1
+    assert metric(got, "imdsrender_runs_total", result="error") == 1
 
 
 def test_cache_counters_are_read_at_scrape_time() -> None:
     cache = CachedSource(FakeSource({"/a": b"1"}), 60.0, clock=lambda: 0.0)
     metrics = Metrics()
     got = scrape(metrics)
-    assert sample(got, "imdsrender_cache_entries") is None  # no cache: no cache metrics
+    assert metric(got, "imdsrender_cache_entries") is None  # no cache: no cache metrics
     cache.get("/a")
     metrics.run_finished([], 0.1, cache=cache)
     cache.get("/a")
     cache.get("/a")
     got = scrape(metrics)
-    assert sample(got, "imdsrender_cache_hits_total") == 2
-    assert sample(got, "imdsrender_cache_misses_total") == 1
-    assert sample(got, "imdsrender_cache_entries") == 1
-    assert sample(got, "imdsrender_cache_ttl_seconds") == 60
+    assert metric(got, "imdsrender_cache_hits_total") == 2
+    assert metric(got, "imdsrender_cache_misses_total") == 1
+    assert metric(got, "imdsrender_cache_entries") == 1
+    assert metric(got, "imdsrender_cache_ttl_seconds") == 60
     assert metrics.details()["cache_hits"] == 2
 
 
@@ -265,7 +256,7 @@ def test_record_reports_a_pass_and_returns_its_outcomes(tmp_path) -> None:
     metrics = Metrics(textfile=str(prom))
     outcomes = [Outcome("/etc/a", "written")]
     assert metrics.record(lambda: outcomes) is outcomes
-    assert sample(parse(prom.read_text()), "imdsrender_runs_total", result="ok") == 1
+    assert metric(parse_metrics(prom.read_text()), "imdsrender_runs_total", result="ok") == 1
 
 
 def test_record_reports_a_failed_pass_and_reraises(tmp_path) -> None:
@@ -277,9 +268,9 @@ def test_record_reports_a_failed_pass_and_reraises(tmp_path) -> None:
 
     with pytest.raises(ImdsUnavailable):
         metrics.record(unavailable)
-    got = parse(prom.read_text())  # written although the run failed
-    assert sample(got, "imdsrender_runs_total", result="error") == 1
-    assert sample(got, "confd_backend_healthy") == 0
+    got = parse_metrics(prom.read_text())  # written although the run failed
+    assert metric(got, "imdsrender_runs_total", result="error") == 1
+    assert metric(got, "confd_backend_healthy") == 0
 
 
 def test_recorder_record_without_metrics() -> None:
@@ -306,9 +297,9 @@ def test_command_runner_records_check_and_reload() -> None:
     assert run("reload one", 5.0).returncode == 3
     assert seen == ["check one", "reload one"]
     got = scrape(metrics)
-    assert sample(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") == 0
-    assert sample(got, "imdsrender_command_exit_status", dest="/etc/a", command="reload") == 3
-    seconds = sample(got, "imdsrender_command_duration_seconds", dest="/etc/a", command="reload")
+    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") == 0
+    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="reload") == 3
+    seconds = metric(got, "imdsrender_command_duration_seconds", dest="/etc/a", command="reload")
     assert seconds is not None and seconds >= 0
 
 
@@ -322,8 +313,8 @@ def test_command_runner_reload_only_and_unstartable() -> None:
     with pytest.raises(OSError):
         run("x", 1.0)
     got = scrape(metrics)
-    assert sample(got, "imdsrender_command_exit_status", dest="/etc/a", command="reload") == 127
-    assert sample(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") is None
+    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="reload") == 127
+    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") is None
 
 
 def test_command_runner_runs_real_commands() -> None:
@@ -331,7 +322,7 @@ def test_command_runner_runs_real_commands() -> None:
     run = metrics.command_runner(resource("/etc/a", check="exit 4"))
     assert run("exit 4", 10.0).returncode == 4
     got = scrape(metrics)
-    assert sample(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") == 4
+    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") == 4
 
 
 def test_recorder_is_a_no_op_with_the_plain_runner() -> None:
@@ -352,10 +343,10 @@ def test_textfile_is_written_atomically_and_parses_back(tmp_path) -> None:
     metrics = Metrics(textfile=str(path))
     metrics.request("get", SECRET_PATH, 200, 0.01)
     metrics.run_finished([Outcome("/etc/a", "written")], 0.3)
-    got = parse(path.read_text())
-    assert sample(got, "confd_backend_request_total", operation="get", category="meta-data",
+    got = parse_metrics(path.read_text())
+    assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
                   code="200") == 1
-    assert sample(got, "imdsrender_resource_status", dest="/etc/a", status="written") == 1
+    assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="written") == 1
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert sorted(os.listdir(tmp_path)) == ["imdsrender.prom"]
     assert path.read_bytes() == metrics.exposition()
@@ -491,7 +482,7 @@ def test_health_and_metrics_over_http(served) -> None:
     assert get(server, "/health") == (200, "text/plain; charset=utf-8", b"ok\n")
     status, ctype, body = get(server, "/metrics")
     assert status == 200 and ctype.startswith("text/plain; version=")
-    assert sample(parse(body.decode()), "confd_backend_request_total", operation="get",
+    assert metric(parse_metrics(body.decode()), "confd_backend_request_total", operation="get",
                   category="meta-data", code="200") == 1
     assert get(server, "/nope")[0] == 404
 
@@ -499,10 +490,10 @@ def test_health_and_metrics_over_http(served) -> None:
 def test_ready_follows_the_health_check(served) -> None:
     server, metrics, switch = served
     assert get(server, "/ready") == (200, "text/plain; charset=utf-8", b"ok\n")
-    assert sample(scrape(metrics), "confd_backend_healthy") == 1
+    assert metric(scrape(metrics), "confd_backend_healthy") == 1
     switch.up = False
     assert get(server, "/ready") == (503, "text/plain; charset=utf-8", b"not ready: IMDS down\n")
-    assert sample(scrape(metrics), "confd_backend_healthy") == 0
+    assert metric(scrape(metrics), "confd_backend_healthy") == 0
     switch.up = True
     assert get(server, "/ready")[0] == 200
 

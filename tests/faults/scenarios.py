@@ -120,6 +120,14 @@ PUBLIC_KEYS_EXPECTED = (b"key 0: " + default_fixture()["/meta-data/public-keys/0
 
 BINARY = b"\xff\xfe\x00bin\x80\xc3(\n"
 
+# Headers parsed with str.isdigit() accept '\u00b2' (latin-1 byte 0xb2), which int() and
+# float() refuse: one odd header crashes the whole run ("internal error").
+ASCII_DIGITS_BUG = ("client.py checks header numbers with str.isdigit(), which accepts "
+                    "'\u00b2'; int()/float() then raise ValueError")
+# The token body goes into a header unchecked: empty means one PUT per key, non-ASCII or
+# CR/LF raise inside http.client.
+TOKEN_BUG = "client.py uses the PUT body as the token without checking it is a usable header"
+
 S: List[Scenario] = [
     # --- tokens --------------------------------------------------------------
     Scenario("token expires mid-run", 0, BOTH_NEW, DEFAULT_REQUESTS + 6,
@@ -143,6 +151,21 @@ S: List[Scenario] = [
              emulator={"max_ttl": 1, "latency_ms": 300}, flags=("--concurrency", "1"),
              arrange=lambda ctx: setattr(ctx.emu, "omit_ttl_header", True),
              check=lambda ctx, r: _at_least(ctx.emu.count("PUT"), 2)),
+    Scenario("granted TTL header with a non-ASCII digit: treated as absent", 0, BOTH_NEW,
+             DEFAULT_REQUESTS,
+             arrange=fault("/api/token", method="PUT",
+                           headers={"X-aws-ec2-metadata-token-ttl-seconds": "\u00b2"}),
+             requests={TOKEN: 1}, bug=ASCII_DIGITS_BUG),
+    Scenario("PUT 200 with an empty token: unavailable, no PUT per key", 3, NOTHING_WRITTEN, 1,
+             arrange=fault("/api/token", method="PUT", status=200, body=b""),
+             stderr=("token",), bug=TOKEN_BUG),
+    Scenario("PUT 200 with a non-ASCII token: unavailable, not a crash", 3, NOTHING_WRITTEN,
+             1, arrange=fault("/api/token", method="PUT", status=200, body=b"\xff\xfetoken"),
+             stderr=("token",), bug=TOKEN_BUG),
+    Scenario("PUT 200 with a token holding CRLF: never sent as a header", 3, NOTHING_WRITTEN,
+             1, arrange=fault("/api/token", method="PUT", status=200,
+                              body=b"abc\r\nX-Forwarded-For: 10.0.0.1"),
+             stderr=("token",), bug=TOKEN_BUG),
     Scenario("PUT 400: configuration error", 2, NOTHING_WRITTEN, 1,
              arrange=fault("/api/token", method="PUT", status=400),
              requests={TOKEN: 1}, stderr=("rejected the token request (400)",)),
@@ -194,6 +217,11 @@ S: List[Scenario] = [
              arrange=fault("/meta-data/instance-id", status=503, times=1,
                            headers={"Retry-After": "-10"}),
              requests={GET_ID: 2}, check=gap_at_most(2.5, "GET", "/meta-data/instance-id")),
+    Scenario("Retry-After with a non-ASCII digit ('\u00b2') is garbage, not a crash", 0,
+             BOTH_NEW, DEFAULT_REQUESTS + 1,
+             arrange=fault("/meta-data/instance-id", status=503, times=1,
+                           headers={"Retry-After": "\u00b2"}),
+             requests={GET_ID: 2}, bug=ASCII_DIGITS_BUG),
     Scenario("persistent 503: give up after the retries, others still written", 1,
              {"id": OLD, "tags": TAGS}, DEFAULT_REQUESTS + 3,
              arrange=fault("/meta-data/instance-id", status=503),
@@ -238,6 +266,11 @@ S: List[Scenario] = [
     Scenario("reset every time: give up", 1, {"id": OLD, "tags": TAGS}, DEFAULT_REQUESTS + 3,
              arrange=fault("/meta-data/instance-id", reset=True),
              requests={GET_ID: 4}, stderr=("gave up after 4 attempts",)),
+    Scenario("Content-Length with a non-ASCII digit: read to the close", 0, BOTH_NEW,
+             DEFAULT_REQUESTS,
+             arrange=fault("/meta-data/instance-id", headers={"Content-Length": "\u00b2"},
+                           close=True),
+             requests={GET_ID: 1}, bug=ASCII_DIGITS_BUG),
     Scenario("short body (Content-Length), once", 0, BOTH_NEW, DEFAULT_REQUESTS + 1,
              arrange=fault("/meta-data/instance-id", short_body=True, times=1),
              requests={GET_ID: 2}),
@@ -267,6 +300,14 @@ S: List[Scenario] = [
              requests={GET_TAGS: 1}),
     Scenario("empty listing: an empty directory", 0, {"id": ID, "tags": b""}, 3,
              arrange=fault("/meta-data/tags/instance/", status=200, body=b"")),
+    Scenario("non-ASCII tag names round-trip; undecodable entries are only missing", 0,
+             {"id": ID, "tags": b"Environment=production\nName=web-1\n"
+                           + "caf\u00e9=cr\u00e8me\n".encode()
+                           + b"cost=center=cc-1234\n\xff\xfe=<missing>\n"},
+             DEFAULT_REQUESTS + 2,
+             arrange=faults(set_values(**{"caf\u00e9": "cr\u00e8me"}),
+                            fault("/meta-data/tags/instance/", status=200,
+                                  body=b"Environment\nName\ncost=center\ncaf\xc3\xa9\n\xff\xfe"))),
     Scenario("public-keys 0=name vs a tag key holding '='", 0,
              {"keys": PUBLIC_KEYS_EXPECTED}, 5,
              templates=(Template("keys", PUBLIC_KEYS_TEMPLATE, (

@@ -12,6 +12,8 @@ from .scenarios import S, Scenario
 
 def _param(scenario: Scenario) -> object:
     marks = [pytest.mark.slow] if scenario.slow else []
+    if scenario.bug:
+        marks.append(pytest.mark.xfail(strict=True, reason=f"bug: {scenario.bug}"))
     return pytest.param(scenario, id=scenario.name, marks=marks)
 
 

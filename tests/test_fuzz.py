@@ -54,7 +54,7 @@ from imdsrender.tree import PUBLIC_KEYS, InvalidKey, normalize_key, parse_listin
 CI_SEED = 20241129
 settings.register_profile("ci", max_examples=150, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=5000, deadline=None,
+settings.register_profile("long", max_examples=5000, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 if os.environ.get("HYPOTHESIS_SEED"):
@@ -101,7 +101,7 @@ def test_normalize_key_is_canonical_or_refused(key: str) -> None:
 
 
 @fuzz
-@given(st.text(alphabet=st.characters(blacklist_characters="/?#%", blacklist_categories=("Cs",)),
+@given(st.text(alphabet=st.characters(blacklist_characters="/?#%", blacklist_categories=["Cs"]),
                min_size=1).filter(lambda s: s.strip() not in ("", ".", "..")))
 def test_latest_prefix_and_bare_keys_are_the_same_key(name: str) -> None:
     name = name.strip()

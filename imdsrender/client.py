@@ -101,8 +101,9 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = _ascii_int(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -310,7 +311,7 @@ class ImdsClient:
                 attempt += 1
         if status == 200:
             self.observer.token_refresh()
-            return body.decode("ascii", "replace").strip(), _granted_ttl(reply, ttl)
+            return _usable_token(body, self.endpoint), _granted_ttl(reply, ttl)
         if status == 400:
             raise ImdsConfigError("imds.token_ttl", f"IMDS rejected the token request "
                                   f"(400) for a TTL of {ttl}", "use a TTL from 1 to 21600")
@@ -418,8 +419,8 @@ class ImdsClient:
         checked by hand because urllib3 1.26 does not enforce it.
         """
         cap = self.settings.max_leaf_bytes
-        declared = reply.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
+        declared = _ascii_int(reply.headers.get("Content-Length"))
+        if declared is not None and declared > cap:
             raise ImdsError(url_path, f"answer of {declared} bytes exceeds the {cap}-byte cap",
                             "this path is too large to render")
         read1 = getattr(reply, "read1", None) or reply._fp.read1  # urllib3 1.26 has no read1
@@ -436,15 +437,38 @@ class ImdsClient:
                                 "this path is too large to render")
             if self._clock() > deadline:
                 raise _Retryable("body not complete before the request deadline", timeout=True)
-        if declared is not None and declared.isdigit() and size != int(declared):
+        if declared is not None and size != declared:
             raise _Retryable(f"short body ({size} of {declared} bytes)")
         return b"".join(parts)
 
 
+def _usable_token(body: bytes, endpoint: str) -> str:
+    """The token, if it can safely travel in a header.
+
+    Empty, non-ASCII or whitespace-holding answers are refused: sent on,
+    they would be a 401 per key at best and a header injection at worst.
+    """
+    token = body.strip()
+    if not token or not token.isascii() or any(c <= 32 or c == 127 for c in token):
+        raise ImdsUnavailable(endpoint, "the token request answered 200 with an unusable token",
+                              "IMDS or something in front of it is misbehaving; try again later")
+    return token.decode("ascii")
+
+
 def _granted_ttl(reply: Any, requested: int) -> float:
     """The TTL IMDS granted (header), else the one asked for."""
-    granted = reply.headers.get(TTL_HEADER, "")
-    return float(granted) if granted.strip().isdigit() and int(granted) > 0 else float(requested)
+    granted = _ascii_int(reply.headers.get(TTL_HEADER))
+    return float(granted) if granted else float(requested)
+
+
+def _ascii_int(text: Optional[str]) -> Optional[int]:
+    """A header's non-negative integer, or None.
+
+    str.isdigit() alone accepts '\u00b2' and other digits int() refuses;
+    header numbers are ASCII.
+    """
+    text = (text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _reason(exc: BaseException) -> str:

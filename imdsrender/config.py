@@ -36,6 +36,7 @@ from .tree import InvalidKey, is_credentials, normalize_key
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+MAX_ID = 2**32 - 2  # 2**32 - 1 is (uid_t)-1: "leave unchanged" to chown()
 
 # Template functions whose first argument names metadata (see render.py).
 KEY_FUNCTIONS = ("getv", "exists", "getvs", "gets", "ls", "lsdir", "json")
@@ -109,7 +110,10 @@ def parse_duration(value: object, where: str) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(where, f"invalid duration {value!r}", _DURATION_HINT)
-    seconds = _duration_text(value.strip(), where) if isinstance(value, str) else float(value)
+    try:
+        seconds = _duration_text(value.strip(), where) if isinstance(value, str) else float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
     if math.isnan(seconds) or math.isinf(seconds):
         raise ConfigError(where, f"invalid duration {value!r}", _DURATION_HINT)
     if seconds < 0:
@@ -772,9 +776,12 @@ def _mode(doc: _Doc, node: Node) -> int:
 def _owner(doc: _Doc, node: Node, name: str) -> int:
     """A uid/gid from a number or a user/group name (looked up now, so typos fail early)."""
     value = doc.value(node)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_ID:
+            raise ConfigError(doc.at(node), f"{name} {value} is out of range",
+                              f"ids go from 0 to {MAX_ID}")
         return value
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(doc.at(node), f"{name} must be a name or a number, not {_kind(value)}")

@@ -12,6 +12,7 @@ no traceback.
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -122,6 +123,32 @@ class JumpingClock:
     def __call__(self) -> float:
         seen = len(self.emulator.requests) if self.emulator is not None else 0
         return time.monotonic() + (self.seconds if seen >= self.after else 0.0)
+
+
+URLLIB3_1 = __import__("urllib3").__version__.startswith("1.")
+KEEPALIVE_BUG = ("with urllib3 1.26 client.py reads bodies through http.client's read1(), "
+                 "which never closes a fully read response: once IMDS has answered an error "
+                 "(e.g. one 503), every request on a kept-alive connection fails "
+                 "(ResponseNotReady) and is sent again")
+
+
+@functools.cache
+def keepalive_duplicates() -> int:
+    """Requests sent twice by a client asking for 5 paths in a row after one 503.
+
+    0 when each request is sent once (plus the one retry of the 503).
+    """
+    from imdsrender.client import ImdsClient
+    from imdsrender.config import ImdsSettings
+
+    paths = ["/meta-data/instance-id", "/meta-data/ami-id", "/meta-data/instance-type",
+             "/meta-data/hostname", "/meta-data/local-ipv4"]
+    with Emulator() as emulator:
+        emulator.add_fault("/meta-data/instance-id", status=503, times=1)
+        client = ImdsClient(ImdsSettings(), endpoint=emulator.url, concurrency=1, environ={})
+        for path in paths:
+            client.get(path)
+        return emulator.count() - (1 + len(paths) + 1)
 
 
 def free_port() -> int:

@@ -437,6 +437,10 @@ class ImdsClient:
                                 "this path is too large to render")
             if self._clock() > deadline:
                 raise _Retryable("body not complete before the request deadline", timeout=True)
+        # Let the response see its own end: http.client's read1() never marks a
+        # fully read response closed, and urllib3 1.26 would then reuse a
+        # connection that still has a response pending (ResponseNotReady).
+        reply.read()
         if declared is not None and size != declared:
             raise _Retryable(f"short body ({size} of {declared} bytes)")
         return b"".join(parts)

@@ -125,13 +125,6 @@ class JumpingClock:
         return time.monotonic() + (self.seconds if seen >= self.after else 0.0)
 
 
-URLLIB3_1 = __import__("urllib3").__version__.startswith("1.")
-KEEPALIVE_BUG = ("with urllib3 1.26 client.py reads bodies through http.client's read1(), "
-                 "which never closes a fully read response: once IMDS has answered an error "
-                 "(e.g. one 503), every request on a kept-alive connection fails "
-                 "(ResponseNotReady) and is sent again")
-
-
 @functools.cache
 def keepalive_duplicates() -> int:
     """Requests sent twice by a client asking for 5 paths in a row after one 503.

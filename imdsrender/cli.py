@@ -61,9 +61,12 @@ def _duration(flag: str) -> Callable[[str], float]:
     return parse
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+def _concurrency(text: str) -> int:
+    from .config import MAX_CONCURRENCY
+
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1..{MAX_CONCURRENCY}, "
+                                         f"got {text!r}")
     return int(text)
 
 
@@ -86,7 +89,7 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="per-request timeout, e.g. 1s")
     parser.add_argument("--boot-wait", type=_duration("--boot-wait"), default=default(None),
                         help="how long to wait for IMDS to answer at all, e.g. 60s")
-    parser.add_argument("--concurrency", type=_positive_int, default=default(None),
+    parser.add_argument("--concurrency", type=_concurrency, default=default(None),
                         help="parallel IMDS requests (default 8)")
     parser.add_argument("--data", default=default(None), metavar="FILE",
                         help="render from a JSON fixture instead of IMDS (no network)")

@@ -36,6 +36,7 @@ from .tree import InvalidKey, is_credentials, normalize_key
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+MAX_CONCURRENCY = 256  # IMDS throttles long before; urllib3 sizes its pool up front
 MAX_ID = 2**32 - 2  # 2**32 - 1 is (uid_t)-1: "leave unchanged" to chown()
 
 # Template functions whose first argument names metadata (see render.py).
@@ -315,7 +316,7 @@ def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
         imds=imds,
         cache_ttl=doc.duration(fields["cache_ttl"], "cache_ttl")
         if "cache_ttl" in fields else Settings.cache_ttl,
-        concurrency=doc.integer(fields["concurrency"], "concurrency", 1)
+        concurrency=doc.integer(fields["concurrency"], "concurrency", 1, MAX_CONCURRENCY)
         if "concurrency" in fields else Settings.concurrency,
     )
 

@@ -22,6 +22,7 @@ PUBLIC_KEYS = "/meta-data/public-keys/"
 # Characters that would change the meaning of a URL path or escape the tree.
 _HOSTILE_CHARS = ("?", "#", "%")
 REDACTED = "<redacted>"
+_ASCII_BLANKS = " \t\n\r\f\v"
 
 
 class InvalidKey(UsageError):
@@ -36,7 +37,7 @@ def normalize_key(key: str) -> str:
     trailing ``/`` is kept: it is what makes a key a directory.
     """
     raw = key
-    key = key.strip()
+    key = key.strip(_ASCII_BLANKS)
     if not key.startswith("/"):
         key = "/" + key
     if key == "/latest" or key.startswith("/latest/"):
@@ -86,7 +87,7 @@ def parse_listing(directory: str, body: bytes) -> Tuple[Tuple[str, ...], Tuple[s
     skipped: List[str] = []
     seen = set()
     for line in text.replace("\r", "").split("\n"):
-        entry = line.strip()
+        entry = line.strip(_ASCII_BLANKS)  # not str.strip(): U+00A0 is part of a name
         if not entry or entry in seen:
             continue
         seen.add(entry)

@@ -149,7 +149,8 @@ def test_settings_empty_file_and_empty_values_are_defaults(tmp_path: Path, loade
     ("imds:\n  token_ttl: '60'\n", "2: token_ttl must be a whole number, not a string"),
     ("imds:\n  retries: -1\n", "2: retries must be >= 0, not -1"),
     ("imds:\n  retries: true\n", "2: retries must be a whole number, not a boolean"),
-    ("concurrency: 0\n", "1: concurrency must be >= 1, not 0"),
+    ("concurrency: 0\n", "1: concurrency must be 1..256, not 0"),
+    ("concurrency: 4000000\n", "1: concurrency must be 1..256, not 4000000"),
     ("imds:\n  endpoint_mode: ipv5\n", "2: endpoint_mode must be ipv4 or ipv6, not 'ipv5'"),
     ("imds:\n  endpoint: 169.254.169.254\n",
      "2: endpoint '169.254.169.254' is not an http:// URL; write e.g. http://169.254.169.254"),
@@ -332,7 +333,8 @@ def test_owner_and_group_by_name_and_number(confdir: Build) -> None:
      "unknown user 'no-such-user-xyz'; create the user first or give a number"),
     ("group", "no-such-group-xyz",
      "unknown group 'no-such-group-xyz'; create the group first or give a number"),
-    ("owner", "-1", "owner must be a name or a number, not a number"),
+    ("owner", "-1", "owner -1 is out of range; ids go from 0 to 4294967294"),
+    ("group", "4294967295", "group 4294967295 is out of range; ids go from 0 to 4294967294"),
     ("group", "[a]", "group must be a name or a number, not a list"),
 ])
 def test_bad_owner_and_group(confdir: Build, field: str, value: str, message: str) -> None:

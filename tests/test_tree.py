@@ -96,3 +96,9 @@ def test_redact() -> None:
 def test_union_drops_keys_inside_requested_directories() -> None:
     assert union(["/meta-data/a/b", "/meta-data/a/", "/meta-data/a/c/", "/meta-data/z",
                   "/meta-data/z"]) == ("/meta-data/a/", "/meta-data/z")
+
+
+def test_only_ascii_blanks_are_stripped_from_listing_entries() -> None:
+    children, _ = parse_listing("/meta-data/tags/instance/", b"Name \t\nNBSP\xc2\xa0\n")
+    assert children == ("/meta-data/tags/instance/Name",
+                        "/meta-data/tags/instance/NBSP\u00a0")

@@ -46,5 +46,4 @@ PY
 cd "$root"
 PYTHONPATH="$root" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
     -m "not tools" --deselect tests/test_cli_run.py::test_demo_in_a_fresh_venv \
-    --deselect tests/test_render.py::test_check_templates_finds_unknown_filters_in_includes \
     "$@"

@@ -6,10 +6,8 @@
 #
 # imdsrender itself is not installed: the suite runs from the source tree
 # (PYTHONPATH), so nothing in the repo is written.  Skipped here: tests that
-# need Debian's packaging tools (-m tools, .ci/run's job), the wheel build in
-# a fresh venv (it installs the newest dependencies by design), and one test
-# asserting Jinja 3's own wording of an error (Jinja 2.11 says "no filter
-# named 'x'" where 3.x says "No filter named 'x'.").
+# need Debian's packaging tools (-m tools, .ci/run's job) and the wheel build
+# in a fresh venv (it installs the newest dependencies by design).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -12,6 +12,7 @@ thinks of leading zeros).
 from __future__ import annotations
 
 import difflib
+import functools
 import glob
 import grp
 import logging
@@ -384,6 +385,7 @@ def directory_key(key: str) -> str:
     return normalize_key(key if key.endswith("/") else key + "/")
 
 
+@functools.lru_cache(maxsize=4096)  # pure; runs for every getv() of every render
 def key_of_call(function: str, argument: str) -> str:
     """The key a template function needs fetched for its first argument.
 

@@ -13,7 +13,8 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
+from functools import cached_property
+from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 from . import Error
 from .tree import covers, depth, is_dir, parse_listing, union
@@ -42,7 +43,15 @@ class Snapshot:
     requested: Tuple[str, ...] = ()
 
     def is_requested(self, path: str) -> bool:
-        return any(k == path or covers(k, path) for k in self.requested)
+        return path in self._requested or any(covers(d, path) for d in self._requested_dirs)
+
+    @cached_property
+    def _requested(self) -> FrozenSet[str]:
+        return frozenset(self.requested)
+
+    @cached_property
+    def _requested_dirs(self) -> Tuple[str, ...]:
+        return tuple(k for k in self.requested if is_dir(k))
 
     def error_for(self, path: str) -> Optional[str]:
         """The fetch error that makes *path* unknowable, if any.

@@ -34,13 +34,14 @@ import socket
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import Error, UsageError, __version__
 from .client import ImdsError, Observer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from http.server import ThreadingHTTPServer
+
     from .config import ImdsSettings, Resource
     from .fetch import CachedSource
     from .write import CommandResult, Outcome, Runner
@@ -627,6 +628,8 @@ class StatusServer:
 
 
 def _make_server(host: str, port: int, status: StatusServer) -> ThreadingHTTPServer:
+    from http.server import ThreadingHTTPServer  # only --metrics-addr pays for it
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
     class Server(ThreadingHTTPServer):
@@ -634,7 +637,7 @@ def _make_server(host: str, port: int, status: StatusServer) -> ThreadingHTTPSer
         daemon_threads = True
         allow_reuse_address = True
 
-    class Handler(_Handler):
+    class Handler(_handler_class()):  # type: ignore[misc]
         owner = status
 
     try:
@@ -644,41 +647,48 @@ def _make_server(host: str, port: int, status: StatusServer) -> ThreadingHTTPSer
                          "choose a free port and an address of this machine") from None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: StatusServer
-    server_version = f"imdsrender/{__version__}"
-    protocol_version = "HTTP/1.1"
+def _handler_class() -> type:
+    """The status server's handler class, built on first use: importing
+    http.server costs every --onetime run ~2 ms and only --metrics-addr needs it."""
+    from http.server import BaseHTTPRequestHandler
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        if path == "/metrics":
-            metrics = self.owner.metrics
-            self._send(200, metrics.exposition(), metrics.content_type)
-        elif path == "/health":
-            self._send(200, b"ok\n")
-        elif path == "/ready":
-            result = self.owner.check()
-            text = "ok\n" if result.healthy else f"not ready: {result.message}\n"
-            self._send(200 if result.healthy else 503, text.encode("utf-8", "replace"))
-        elif path == "/ready/detailed":
-            report = self.owner.detailed()
-            body = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
-            self._send(200 if report["healthy"] else 503, body, "application/json")
-        else:
-            self._send(404, b"not found: try /metrics, /health, /ready, /ready/detailed\n")
+    class _Handler(BaseHTTPRequestHandler):
+        owner: StatusServer
+        server_version = f"imdsrender/{__version__}"
+        protocol_version = "HTTP/1.1"
 
-    def _send(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
-              ) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?", 1)[0].rstrip("/") or "/"
+            if path == "/metrics":
+                metrics = self.owner.metrics
+                self._send(200, metrics.exposition(), metrics.content_type)
+            elif path == "/health":
+                self._send(200, b"ok\n")
+            elif path == "/ready":
+                result = self.owner.check()
+                text = "ok\n" if result.healthy else f"not ready: {result.message}\n"
+                self._send(200 if result.healthy else 503, text.encode("utf-8", "replace"))
+            elif path == "/ready/detailed":
+                report = self.owner.detailed()
+                body = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
+                self._send(200 if report["healthy"] else 503, body, "application/json")
+            else:
+                self._send(404, b"not found: try /metrics, /health, /ready, /ready/detailed\n")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - inherited name
-        """Access log to the debug log, never raw stderr (which would break JSON logs)."""
-        log.debug("status server: %s " + format, self.address_string(), *args)
+        def _send(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+                  ) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - inherited name
+            """Access log to the debug log, never raw stderr (which would break JSON logs)."""
+            log.debug("status server: %s " + format, self.address_string(), *args)
+
+    return _Handler
 
 
 # --- IMDS health check --------------------------------------------------------

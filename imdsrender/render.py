@@ -153,6 +153,8 @@ class _Reader:
         self.resource = resource
         self.snapshot = snapshot
         self.sensitive = False
+        self._keys = frozenset(resource.keys)  # _allowed() runs on every call
+        self._dirs = tuple(k for k in resource.keys if is_dir(k))
 
     def functions(self) -> Dict[str, Callable[..., Any]]:
         return {"getv": self.getv, "exists": self.exists, "getvs": self.getvs,
@@ -177,7 +179,7 @@ class _Reader:
         return path
 
     def _allowed(self, path: str) -> bool:
-        return any(k == path or covers(k, path) for k in self.resource.keys)
+        return path in self._keys or any(covers(d, path) for d in self._dirs)
 
     def _leaf(self, function: str, key: Any) -> Optional[bytes]:
         path = self._key(function, key)
@@ -318,6 +320,8 @@ def check_templates(env: jinja2.Environment, resources: Iterable[Resource]) -> N
     root = _templates_dir(env)
     done: Set[str] = set()
     for resource in resources:
+        if resource.template in done:  # compiled with its whole closure already
+            continue
         names = template_closure(root, resource.template) if root else (resource.template,)
         for name in names:
             if name not in done:

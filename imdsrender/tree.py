@@ -65,8 +65,9 @@ def is_dir(path: str) -> bool:
 
 def is_credentials(path: str) -> bool:
     """True for paths whose values are secrets (never logged, files 0600)."""
-    return any(path.startswith(p) or (is_dir(path) and p.startswith(path))
-               for p in CREDENTIAL_PREFIXES)
+    if path.startswith(CREDENTIAL_PREFIXES):
+        return True
+    return is_dir(path) and any(p.startswith(path) for p in CREDENTIAL_PREFIXES)
 
 
 def covers(directory: str, path: str) -> bool:

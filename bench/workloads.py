@@ -179,5 +179,5 @@ def scale(resources: int = 1000, keys: int = 300) -> Workload:
 
 def request_workloads() -> Tuple[Workload, ...]:
     """The workloads of the request-count and latency tables."""
-    return (seed_instance(), confd_integration(), distinct_leaves(), tag_directory(),
-            shared_resources())
+    return (seed_instance(), confd_integration(), distinct_leaves(20), distinct_leaves(),
+            tag_directory(), shared_resources())

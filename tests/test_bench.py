@@ -62,7 +62,7 @@ def test_requests_only_passes_when_every_count_is_the_minimum(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--requests-only"]) == 0
     out = capsys.readouterr().out
-    assert out.count("= minimum") == 5
+    assert out.count("= minimum") == 6
     assert "confd integration (8 keys)  1          12        12" in out
 
 

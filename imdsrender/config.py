@@ -12,7 +12,6 @@ thinks of leading zeros).
 from __future__ import annotations
 
 import difflib
-import functools
 import glob
 import grp
 import logging
@@ -31,8 +30,7 @@ from jinja2 import nodes
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from . import UsageError
-from .fetch import glob_root
-from .tree import InvalidKey, is_credentials, normalize_key
+from .tree import InvalidKey, is_credentials, key_of_call, normalize_key
 
 log = logging.getLogger(__name__)
 
@@ -360,45 +358,6 @@ def _positive_duration(doc: _Doc, node: Node, name: str) -> float:
 
 
 # -------------------------------------------------------------------- keys
-
-def normalize_pattern(pattern: str) -> str:
-    """A glob for getvs()/gets() in canonical key form.
-
-    Only the part before the first wildcard is a key (normalize_key would
-    refuse ``?``); the wildcard tail is kept as written.
-    """
-    root = glob_root(pattern)
-    if root == pattern:
-        return normalize_key(pattern)
-    if not root.strip().strip("/"):
-        raise InvalidKey(repr(pattern), "a pattern needs a directory before its first wildcard",
-                         "write e.g. /meta-data/tags/instance/*")
-    directory = normalize_key(root)
-    if not directory.endswith("/"):
-        directory += "/"
-    return directory + pattern[len(root):]
-
-
-def directory_key(key: str) -> str:
-    """The directory key for ls()/lsdir(): ``/tags/instance`` and ``/tags/instance/`` agree."""
-    key = key.strip()
-    return normalize_key(key if key.endswith("/") else key + "/")
-
-
-@functools.lru_cache(maxsize=4096)  # pure; runs for every getv() of every render
-def key_of_call(function: str, argument: str) -> str:
-    """The key a template function needs fetched for its first argument.
-
-    getv/exists/json need the key itself, getvs/gets the directory holding
-    every match, ls/lsdir the directory they list.  render.py checks calls
-    against a resource's keys with this same mapping.
-    """
-    if function in ("getvs", "gets"):
-        return glob_root(normalize_pattern(argument))
-    if function in ("ls", "lsdir"):
-        return directory_key(argument)
-    return normalize_key(argument)
-
 
 def _default_mode(keys: Sequence[str]) -> int:
     """0600 when a secret may land in the file, 0644 otherwise."""

@@ -7,7 +7,6 @@ Snapshot that the renderer reads and never writes back to.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 import time
@@ -17,7 +16,7 @@ from functools import cached_property
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 from . import Error
-from .tree import covers, depth, is_dir, parse_listing, union
+from .tree import covers, depth, glob_match, glob_root, is_dir, parse_listing, union
 
 log = logging.getLogger(__name__)
 
@@ -92,29 +91,6 @@ class Snapshot:
         if reason is not None:
             raise FetchFailed(path, f"could not be fetched ({reason})",
                               "see the earlier log lines for the IMDS error")
-
-
-def glob_match(pattern: str, path: str) -> bool:
-    """Glob matching one path segment per wildcard, as confd's path.Match does.
-
-    ``/tags/instance/*`` must not reach into sub-directories: ``*`` never
-    matches ``/``.
-    """
-    parts, segments = pattern.split("/"), path.split("/")
-    return len(parts) == len(segments) and all(
-        fnmatch.fnmatchcase(segment, part) for part, segment in zip(parts, segments))
-
-
-def glob_root(pattern: str) -> str:
-    """The directory key that holds every path a glob can match.
-
-    ``/meta-data/tags/instance/*`` -> ``/meta-data/tags/instance/``; a
-    pattern without wildcards is its own key.
-    """
-    cut = min((i for i, c in enumerate(pattern) if c in "*?["), default=-1)
-    if cut < 0:
-        return pattern
-    return pattern[: pattern.rfind("/", 0, cut) + 1]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ rendering something subtly different), and reported as ``file:line``.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import posixpath
@@ -38,6 +37,7 @@ from typing import (
 )
 
 from . import UsageError
+from .tree import glob_match, glob_root
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +119,7 @@ def full_key(prefix: str, key: str) -> str:
 
 
 def _is_known_dir(path: str) -> bool:
-    parts = path.rstrip("/").split("/")
-    for pattern in _KNOWN_DIRS:
-        pparts = pattern.split("/")
-        if len(pparts) == len(parts) and all(fnmatch.fnmatchcase(a, b)
-                                             for a, b in zip(parts, pparts)):
-            return True
-    return False
-
-
-def _glob_root(pattern: str) -> str:
-    cut = min((i for i, c in enumerate(pattern) if c in "*?["), default=-1)
-    return pattern if cut < 0 else pattern[: pattern.rfind("/", 0, cut) + 1]
+    return any(glob_match(pattern, path.rstrip("/")) for pattern in _KNOWN_DIRS)
 
 
 # --------------------------------------------------------------------------
@@ -1224,7 +1213,7 @@ def _key_is_dir(key: str, used: Iterable[Tuple[str, str, int]]) -> bool:
     below = key + "/"
     exact_leaf = False
     for literal, kind, _ in used:
-        root = _glob_root(literal) if kind == "glob" else literal
+        root = glob_root(literal) if kind == "glob" else literal
         if root.startswith(below):
             return True
         if literal == key and kind == "leaf":
@@ -1241,7 +1230,7 @@ def _uncovered(keys: Sequence[str], used: Iterable[Tuple[str, str, int]],
     """
     problems = []
     for literal, kind, line in used:
-        path = _glob_root(literal) if kind == "glob" else literal
+        path = glob_root(literal) if kind == "glob" else literal
         if not any(k in (path, path + "/") or (k.endswith("/") and path.startswith(k))
                    for k in keys):
             problems.append(f"{template_name}:{line}: key {path} is not in the keys of {name}; "

@@ -22,16 +22,18 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 import jinja2
 
 from . import Error
-from .config import (
-    KEY_FUNCTIONS,
-    ConfigError,
-    Resource,
+from .config import KEY_FUNCTIONS, ConfigError, Resource, template_closure
+from .fetch import FetchFailed, Snapshot
+from .tree import (
+    InvalidKey,
+    covers,
+    glob_root,
+    is_credentials,
+    is_dir,
     key_of_call,
+    normalize_key,
     normalize_pattern,
-    template_closure,
 )
-from .fetch import FetchFailed, Snapshot, glob_root
-from .tree import InvalidKey, covers, is_credentials, is_dir, normalize_key
 
 _MISSING = object()  # getv()'s "no default given", distinct from default=None
 

@@ -6,6 +6,8 @@ path is this" lives here so the fetcher, the renderer and the emulator agree.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import logging
 from typing import Iterable, List, Tuple
 
@@ -131,3 +133,65 @@ def union(keys: Iterable[str]) -> Tuple[str, ...]:
     dirs = [k for k in distinct if is_dir(k)]
     return tuple(k for k in distinct
                  if not any(d != k and covers(d, k) for d in dirs))
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Glob matching one path segment per wildcard, as confd's path.Match does.
+
+    ``/tags/instance/*`` must not reach into sub-directories: ``*`` never
+    matches ``/``.
+    """
+    parts, segments = pattern.split("/"), path.split("/")
+    return len(parts) == len(segments) and all(
+        fnmatch.fnmatchcase(segment, part) for part, segment in zip(parts, segments))
+
+
+def glob_root(pattern: str) -> str:
+    """The directory key that holds every path a glob can match.
+
+    ``/meta-data/tags/instance/*`` -> ``/meta-data/tags/instance/``; a
+    pattern without wildcards is its own key.
+    """
+    cut = min((i for i, c in enumerate(pattern) if c in "*?["), default=-1)
+    if cut < 0:
+        return pattern
+    return pattern[: pattern.rfind("/", 0, cut) + 1]
+
+
+def normalize_pattern(pattern: str) -> str:
+    """A glob for getvs()/gets() in canonical key form.
+
+    Only the part before the first wildcard is a key (normalize_key would
+    refuse ``?``); the wildcard tail is kept as written.
+    """
+    root = glob_root(pattern)
+    if root == pattern:
+        return normalize_key(pattern)
+    if not root.strip().strip("/"):
+        raise InvalidKey(repr(pattern), "a pattern needs a directory before its first wildcard",
+                         "write e.g. /meta-data/tags/instance/*")
+    directory = normalize_key(root)
+    if not directory.endswith("/"):
+        directory += "/"
+    return directory + pattern[len(root):]
+
+
+def directory_key(key: str) -> str:
+    """The directory key for ls()/lsdir(): ``/tags/instance`` and ``/tags/instance/`` agree."""
+    key = key.strip()
+    return normalize_key(key if key.endswith("/") else key + "/")
+
+
+@functools.lru_cache(maxsize=4096)  # pure; runs for every getv() of every render
+def key_of_call(function: str, argument: str) -> str:
+    """The key a template function needs fetched for its first argument.
+
+    getv/exists/json need the key itself, getvs/gets the directory holding
+    every match, ls/lsdir the directory they list.  render.py checks calls
+    against a resource's keys with this same mapping.
+    """
+    if function in ("getvs", "gets"):
+        return glob_root(normalize_pattern(argument))
+    if function in ("ls", "lsdir"):
+        return directory_key(argument)
+    return normalize_key(argument)

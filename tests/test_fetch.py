@@ -9,15 +9,8 @@ from typing import Dict, List, Optional
 import pytest
 
 from imdsrender.client import ImdsError, ImdsUnavailable, NotFound
-from imdsrender.fetch import (
-    CachedSource,
-    FetchFailed,
-    Plan,
-    Snapshot,
-    fetch,
-    glob_match,
-    glob_root,
-)
+from imdsrender.fetch import CachedSource, FetchFailed, Plan, Snapshot, fetch
+from imdsrender.tree import glob_match, glob_root
 
 
 class FakeSource:

@@ -285,3 +285,39 @@ def test_demo_in_a_fresh_venv(tmp_path: Path) -> None:
                           cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert SEED_EXPECTED in demo.stdout
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_sighup_reloads_config_and_refuses_a_broken_one(emulator: Emulator,
+                                                        tmp_path: Path) -> None:
+    confdir = ConfDir(tmp_path)
+    confdir.resource("id.j2", '{{ getv("/meta-data/instance-id") }}\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imdsrender", "--interval", "200ms", *confdir.flags(emulator)],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for(confdir.dest("id").exists, "the first render")
+        confdir.resource("type.j2", '{{ getv("/meta-data/instance-type") }}\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(confdir.dest("type").exists, "the resource added before SIGHUP")
+
+        (confdir.path_obj / "conf.d" / "broken.yaml").write_text("templates: [\n")
+        confdir.dest("type").unlink()
+        proc.send_signal(signal.SIGHUP)
+        wait_for(confdir.dest("type").exists, "a poll with the running configuration")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert "configuration reloaded: 2 resources" in stderr
+    assert "reload refused, keeping the running configuration" in stderr
+    assert "conf.d/broken.yaml" in stderr
+    assert confdir.dest("type").read_text() == "t3.micro\n"

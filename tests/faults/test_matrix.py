@@ -33,5 +33,7 @@ def test_keepalive_sends_each_request_once() -> None:
     assert keepalive_duplicates() == 0
 
 
-def test_matrix_has_at_least_30_scenarios() -> None:
+def test_matrix_has_at_least_30_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    with capsys.disabled():
+        print(f"\nfault matrix: {len(S)} scenarios (plus the interval-mode and keep-alive tests)")
     assert len(S) >= 30

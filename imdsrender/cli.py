@@ -214,32 +214,35 @@ class Job:
 
 
 def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Job:
-    """Read settings and resources; flags win over the settings file."""
-    from .config import ImdsSettings, load_resources, load_settings
+    """Read settings and resources and compile the templates."""
+    from .config import load_resources
     from .render import check_templates, make_environment
 
-    confdir = args.confdir
-    config_path = args.config or os.path.join(confdir, "imdsrender.yaml")
-    settings = load_settings(config_path, required=bool(args.config))
-    imds: Dict[str, Any] = {}
-    for flag in ("timeout", "boot_wait"):
-        if getattr(args, flag, None) is not None:
-            imds[flag] = getattr(args, flag)
+    settings = settings_from(args)
+    resources = load_resources(args.confdir, dest_root=dest_root)
+    if not resources:
+        log.warning("no template resources in %s", os.path.join(args.confdir, "conf.d"))
+    templates_dir = os.path.join(args.confdir, "templates")
+    env = make_environment(templates_dir)
+    check_templates(env, resources)  # a bad filter is exit 2 before anything is fetched
+    return Job(settings, resources, templates_dir, env=env,
+               noop=bool(getattr(args, "noop", False)), endpoint=args.endpoint, data=args.data)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings file with the flags applied on top: a flag wins."""
+    from .config import load_settings
+
+    path = args.config or os.path.join(args.confdir, "imdsrender.yaml")
+    settings = load_settings(path, required=bool(args.config))
+    imds = {flag: getattr(args, flag) for flag in ("timeout", "boot_wait")
+            if getattr(args, flag, None) is not None}
     top: Dict[str, Any] = {"imds": dataclasses.replace(settings.imds, **imds)}
     if getattr(args, "concurrency", None):
         top["concurrency"] = args.concurrency
     if getattr(args, "imds_cache_ttl", None) is not None:
         top["cache_ttl"] = args.imds_cache_ttl
-    settings = dataclasses.replace(settings, **top)
-    assert isinstance(settings.imds, ImdsSettings)
-    resources = load_resources(confdir, dest_root=dest_root)
-    if not resources:
-        log.warning("no template resources in %s", os.path.join(confdir, "conf.d"))
-    templates_dir = os.path.join(confdir, "templates")
-    env = make_environment(templates_dir)
-    check_templates(env, resources)  # a bad filter is exit 2 before anything is fetched
-    return Job(settings, resources, templates_dir, env=env,
-               noop=bool(getattr(args, "noop", False)), endpoint=args.endpoint, data=args.data)
+    return dataclasses.replace(settings, **top)
 
 
 def open_source(job: Job, observer: Any = None) -> Source:
@@ -499,11 +502,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def _bare_job(args: argparse.Namespace) -> Job:
     """A Job with settings only: for commands that take keys, not resources."""
-    from .config import load_settings
-
-    settings = load_settings(args.config or os.path.join(args.confdir, "imdsrender.yaml"),
-                             required=bool(args.config))
-    return Job(settings, (), "", endpoint=args.endpoint, data=args.data)
+    return Job(settings_from(args), (), "", endpoint=args.endpoint, data=args.data)
 
 
 def _write_private(path: str, text: str, mode: int) -> None:

@@ -321,3 +321,12 @@ def test_sighup_reloads_config_and_refuses_a_broken_one(emulator: Emulator,
     assert "reload refused, keeping the running configuration" in stderr
     assert "conf.d/broken.yaml" in stderr
     assert confdir.dest("type").read_text() == "t3.micro\n"
+
+
+def test_get_honours_the_imds_flags() -> None:
+    started = time.monotonic()
+    result = run_cli("get", "--boot-wait", "500ms", "--endpoint",
+                     f"http://127.0.0.1:{free_port()}", "/instance-id")
+    assert result.returncode == 3
+    assert "no answer from IMDS" in result.stderr
+    assert time.monotonic() - started < 30  # not the 60 s default boot wait

@@ -7,6 +7,17 @@ nothing heavy (urllib3, Jinja2, PyYAML) may be imported here.
 __version__ = "0.1.0"
 
 
+def ascii_int(text: "str | None") -> "int | None":
+    """A non-negative integer written in ASCII digits, else None.
+
+    Every number read from a header, a flag or a config string goes through
+    here: str.isdigit() alone accepts '\u00b2' and other digits that int()
+    then refuses with a ValueError.
+    """
+    text = (text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 class Error(Exception):
     """An error the user can cause or fix, printed by the CLI as one line.
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import Error, UsageError, __version__
+from . import Error, UsageError, __version__, ascii_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Resource, Settings
@@ -64,10 +64,11 @@ def _duration(flag: str) -> Callable[[str], float]:
 def _concurrency(text: str) -> int:
     from .config import MAX_CONCURRENCY
 
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_CONCURRENCY:
+    number = ascii_int(text)
+    if number is None or not 1 <= number <= MAX_CONCURRENCY:
         raise argparse.ArgumentTypeError(f"expected a whole number 1..{MAX_CONCURRENCY}, "
                                          f"got {text!r}")
-    return int(text)
+    return number
 
 
 def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:

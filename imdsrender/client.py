@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
-from . import Error, UsageError
+from . import Error, UsageError, ascii_int
 from .config import ImdsSettings
 from .tree import is_dir
 
@@ -101,7 +101,7 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
     if not value:
         return None
     value = value.strip()
-    seconds = _ascii_int(value)
+    seconds = ascii_int(value)
     if seconds is not None:
         return float(seconds)
     try:
@@ -419,7 +419,7 @@ class ImdsClient:
         checked by hand because urllib3 1.26 does not enforce it.
         """
         cap = self.settings.max_leaf_bytes
-        declared = _ascii_int(reply.headers.get("Content-Length"))
+        declared = ascii_int(reply.headers.get("Content-Length"))
         if declared is not None and declared > cap:
             raise ImdsError(url_path, f"answer of {declared} bytes exceeds the {cap}-byte cap",
                             "this path is too large to render")
@@ -461,18 +461,8 @@ def _usable_token(body: bytes, endpoint: str) -> str:
 
 def _granted_ttl(reply: Any, requested: int) -> float:
     """The TTL IMDS granted (header), else the one asked for."""
-    granted = _ascii_int(reply.headers.get(TTL_HEADER))
+    granted = ascii_int(reply.headers.get(TTL_HEADER))
     return float(granted) if granted else float(requested)
-
-
-def _ascii_int(text: Optional[str]) -> Optional[int]:
-    """A header's non-negative integer, or None.
-
-    str.isdigit() alone accepts '\u00b2' and other digits int() refuses;
-    header numbers are ASCII.
-    """
-    text = (text or "").strip()
-    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _reason(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ import yaml
 from jinja2 import nodes
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from . import UsageError
+from . import UsageError, ascii_int
 from .tree import InvalidKey, is_credentials, key_of_call, normalize_key
 
 log = logging.getLogger(__name__)
@@ -738,8 +738,9 @@ def _mode(doc: _Doc, node: Node) -> int:
 def _owner(doc: _Doc, node: Node, name: str) -> int:
     """A uid/gid from a number or a user/group name (looked up now, so typos fail early)."""
     value = doc.value(node)
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
+    number = ascii_int(value) if isinstance(value, str) else None
+    if number is not None:
+        value = number
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value <= MAX_ID:
             raise ConfigError(doc.at(node), f"{name} {value} is out of range",

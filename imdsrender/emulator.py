@@ -79,7 +79,7 @@ from typing import (
 )
 from urllib.parse import unquote
 
-from . import UsageError
+from . import UsageError, ascii_int
 from .tree import PUBLIC_KEYS, ROOTS, is_credentials
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -464,11 +464,8 @@ def _parse_ttl(raw: Optional[str]) -> Optional[int]:
     """A TTL header value the real service accepts (1..21600), else None."""
     if raw is None:
         return None
-    raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit():
-        return None
-    ttl = int(raw)
-    return ttl if 1 <= ttl <= MAX_TTL else None
+    ttl = ascii_int(raw)
+    return ttl if ttl is not None and 1 <= ttl <= MAX_TTL else None
 
 
 def _normalize_pattern(pattern: str) -> str:
@@ -836,13 +833,13 @@ def _drain_body(rfile: io.BufferedIOBase, lower: Mapping[str, str]) -> None:
     """Read a request body we ignore so the next request on the connection parses."""
     if "transfer-encoding" in lower:
         raise _BadRequest(411)
-    length = lower.get("content-length", "0").strip() or "0"
-    if not length.isdigit():
+    length = ascii_int(lower.get("content-length", "0") or "0")
+    if length is None:
         raise _BadRequest(400)
-    if int(length) > _MAX_REQUEST_BODY:
+    if length > _MAX_REQUEST_BODY:
         raise _BadRequest(413)
-    if int(length):
-        rfile.read(int(length))
+    if length:
+        rfile.read(length)
 
 
 def _head(answer: _Answer, *, length: int, close: bool, http10: bool) -> bytes:

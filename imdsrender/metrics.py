@@ -36,7 +36,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import Error, UsageError, __version__
+from . import Error, UsageError, __version__, ascii_int
 from .client import ImdsError, Observer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,7 +113,7 @@ def retry_reason(reason: str) -> str:
     "HTTP 503" -> "http_503" (only 429 and 5xx are retried, so this is
     bounded), "connection failed: [Errno 111] ..." -> "connection_failed".
     """
-    if reason.startswith("HTTP ") and reason[5:].strip().isdigit():
+    if reason.startswith("HTTP ") and ascii_int(reason[5:]) is not None:
         return "http_" + reason[5:].strip()
     for prefix, label in _RETRY_PREFIXES:
         if reason.startswith(prefix):
@@ -534,12 +534,13 @@ def parse_addr(text: str) -> Tuple[str, int]:
         bracketed = True
     else:
         bracketed = False
-    valid = (sep and port.isdigit() and int(port) <= 65535
+    number = ascii_int(port) if sep else None
+    valid = (number is not None and number <= 65535
              and (bracketed or ":" not in host) and not any(c in host for c in "[]/ "))
-    if not valid:
+    if not valid or number is None:
         raise UsageError("--metrics-addr", f"expected HOST:PORT, got {text!r}",
                          "e.g. 127.0.0.1:9100, [::1]:9100 or :9100 for all interfaces")
-    return host or "0.0.0.0", int(port)
+    return host or "0.0.0.0", number
 
 
 # --- status server ------------------------------------------------------------

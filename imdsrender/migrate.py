@@ -37,7 +37,7 @@ from typing import (
 )
 
 from . import UsageError
-from .tree import glob_match, glob_root
+from .tree import ROOTS, glob_match, glob_root
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ MARKER = "imdsrender-migrate: untranslated"
 # Referenced where an untranslated expression stood: undefined on purpose, so
 # StrictUndefined stops the render instead of silently writing a gap.
 PLACEHOLDER = "imdsrender_migrate_untranslated"
-_ROOTS = ("/meta-data", "/dynamic", "/user-data")
 
 # IMDS paths that are directories although confd users list them without the
 # trailing "/" (confd guessed directory-ness from newlines in the body; we
@@ -109,7 +108,7 @@ def full_key(prefix: str, key: str) -> str:
     joined = "/" + joined.lstrip("/")
     if joined.startswith("/latest/") or joined == "/latest":
         joined = joined[len("/latest"):] or "/"
-    if joined != "/" and not any(joined == r or joined.startswith(r + "/") for r in _ROOTS):
+    if joined != "/" and not any(joined == r or joined.startswith(r + "/") for r in ROOTS):
         joined = "/meta-data" + joined
     elif joined == "/":
         joined = "/meta-data"

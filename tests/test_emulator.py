@@ -607,6 +607,13 @@ def test_malformed_request_is_400_and_closed(emulator: Emulator) -> None:
     assert error is None and data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
+def test_non_ascii_content_length_is_400(emulator: Emulator) -> None:
+    request = (b"PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n" + TTL_HEADER.encode()
+               + b": 60\r\nContent-Length: \xc2\xb2\r\n\r\n")
+    data, _ = raw_exchange(emulator.port, request)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
 def test_request_body_is_drained_for_keep_alive(emulator: Emulator) -> None:
     request = (b"PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n" + TTL_HEADER.encode()
                + b": 60\r\nContent-Length: 5\r\n\r\nhello"

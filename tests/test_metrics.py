@@ -388,7 +388,8 @@ def test_parse_addr(text: str, expected: Tuple[str, int]) -> None:
 
 
 @pytest.mark.parametrize("text", ["9100", "127.0.0.1", "127.0.0.1:", "host:port", ":65536",
-                                  "::1:9100", "[::1:9100", "a b:1", "http://x:1", ":-1", ""])
+                                  "::1:9100", "[::1:9100", "a b:1", "http://x:1", ":-1", "",
+                                  ":\u00b2", "127.0.0.1:\u0669"])
 def test_parse_addr_refuses_garbage(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_addr(text)

@@ -273,14 +273,10 @@ def fetch_snapshot(job: Job, source: Source) -> Snapshot:
     return snapshot
 
 
-def render_and_write(job: Job, snapshot: Snapshot,
-                     recorder: Optional[Recorder] = None) -> List[Outcome]:
+def render_and_write(job: Job, snapshot: Snapshot, recorder: Recorder) -> List[Outcome]:
     """Render and sync every resource; one failure never stops the others."""
-    from .metrics import Recorder
     from .render import render
     from .write import FAILED, Outcome, WriteError, cleanup_stale, sync
-
-    recorder = recorder or Recorder()
 
     outcomes = []
     for resource in job.resources:
@@ -382,7 +378,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     return run_interval(job, args, recorder)
 
 
-def run_interval(job: Job, args: argparse.Namespace, recorder: Optional[Recorder] = None) -> int:
+def run_interval(job: Job, args: argparse.Namespace, recorder: Recorder) -> int:
     """Poll until SIGTERM/SIGINT; SIGHUP re-reads the configuration.
 
     Each poll goes through one TTL cache, so a poll within the TTL makes no
@@ -390,9 +386,8 @@ def run_interval(job: Job, args: argparse.Namespace, recorder: Optional[Recorder
     next poll may find IMDS healthy again.
     """
     from .fetch import CachedSource
-    from .metrics import Recorder, start_status_server
+    from .metrics import start_status_server
 
-    recorder = recorder or Recorder()
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -539,6 +534,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _run_case(args: argparse.Namespace, case: Path) -> bool:
+    from .metrics import Recorder
     from .tree import is_credentials
     from .write import diff
 
@@ -549,7 +545,7 @@ def _run_case(args: argparse.Namespace, case: Path) -> bool:
         job = dataclasses.replace(job, data=str(case / "fixture.json"),
                                   resources=tuple(_without_commands(r)
                                                   for r in job.resources))
-        outcomes = render_and_write(job, fetch_snapshot(job, open_source(job)))
+        outcomes = render_and_write(job, fetch_snapshot(job, open_source(job)), Recorder())
         for resource, outcome in zip(job.resources, outcomes):
             golden = expected / os.path.relpath(resource.dest, out)
             if outcome.error is not None:

@@ -1,7 +1,7 @@
 """The theoretical minimum of IMDS requests for a set of keys, from the fixture alone.
 
 Deliberately independent of imdsrender's fetcher (``imdsrender.fetch`` and
-``imdsrender.tree`` are not used): the expectation is derived from the data
+``imdsrender.keys`` are not used): the expectation is derived from the data
 the emulator serves, the way a person would count on paper.  One token PUT,
 one GET per distinct leaf, one GET per directory listing walked; a path asked
 for twice (or covered by a directory already walked) counts once.

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import Error, UsageError, __version__, ascii_int
+from . import __version__
+from .errors import Error, UsageError
+from .quantities import ascii_int, parse_duration
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Resource, Settings
@@ -50,11 +52,9 @@ def _duration(flag: str) -> Callable[[str], float]:
     """An argparse type for a duration flag whose errors name the flag."""
 
     def parse(text: str) -> float:
-        from .config import ConfigError, parse_duration
-
         try:
             return parse_duration(text, flag)
-        except ConfigError as exc:
+        except UsageError as exc:
             raise argparse.ArgumentTypeError(exc.what) from None
 
     parse.__name__ = "duration"
@@ -473,7 +473,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     """Save what IMDS (or a fixture) answers as a fixture for offline work."""
     from .emulator import dump_fixture, fixture_from_snapshot
     from .fetch import Plan, fetch
-    from .tree import normalize_key
+    from .keys import normalize_key
 
     if args.keys:
         keys = [k for key in args.keys
@@ -534,8 +534,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _run_case(args: argparse.Namespace, case: Path) -> bool:
+    from .keys import is_credentials
     from .metrics import Recorder
-    from .tree import is_credentials
     from .write import diff
 
     expected = case / "expected"
@@ -570,7 +570,7 @@ def _run_case(args: argparse.Namespace, case: Path) -> bool:
 def cmd_get(args: argparse.Namespace) -> int:
     """Print values for debugging on an instance; directories list their leaves."""
     from .fetch import Plan, fetch
-    from .tree import is_dir, normalize_key
+    from .keys import is_dir, normalize_key
 
     job = _bare_job(args)
     keys = [normalize_key(k) for k in args.keys]
@@ -592,7 +592,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def _shown(path: str, value: bytes, show_secrets: bool) -> str:
-    from .tree import redact
+    from .keys import redact
 
     text = value.decode("utf-8", "surrogateescape")
     return text if show_secrets else redact(path, text)

@@ -21,20 +21,17 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
-from . import Error, UsageError, ascii_int
 from .config import ImdsSettings
-from .tree import is_dir
+from .errors import Error, UsageError
+from .imds.wire import IPV4_ENDPOINT, IPV6_ENDPOINT, TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
+from .keys import is_dir
+from .quantities import ascii_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import urllib3
 
 log = logging.getLogger(__name__)
 
-IPV4_ENDPOINT = "http://169.254.169.254"
-IPV6_ENDPOINT = "http://[fd00:ec2::254]"
-TOKEN_PATH = "/latest/api/token"
-TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
-TOKEN_HEADER = "X-aws-ec2-metadata-token"
 _CHUNK = 64 * 1024
 
 

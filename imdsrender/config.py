@@ -15,7 +15,6 @@ import difflib
 import glob
 import grp
 import logging
-import math
 import os
 import posixpath
 import pwd
@@ -29,8 +28,9 @@ import yaml
 from jinja2 import nodes
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from . import UsageError, ascii_int
-from .tree import InvalidKey, is_credentials, key_of_call, normalize_key
+from .errors import UsageError
+from .keys import TEMPLATE_FUNCTIONS, InvalidKey, is_credentials, key_of_call, normalize_key
+from .quantities import ascii_int, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,6 @@ MiB = 1024 * 1024
 MAX_CONCURRENCY = 256  # IMDS throttles long before; urllib3 sizes its pool up front
 MAX_ID = 2**32 - 2  # 2**32 - 1 is (uid_t)-1: "leave unchanged" to chown()
 
-# Template functions whose first argument names metadata (see render.py).
-KEY_FUNCTIONS = ("getv", "exists", "getvs", "gets", "ls", "lsdir", "json")
-# Name of the first parameter of each, for calls written getv(key="...").
-_KEY_PARAMS = {"getv": "key", "exists": "key", "json": "key", "getvs": "pattern",
-               "gets": "pattern", "ls": "dir", "lsdir": "dir"}
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -98,45 +93,6 @@ class Resource:
     reload_cmd: Optional[str] = None
     check_timeout: float = 30.0
     reload_timeout: float = 60.0
-
-
-# --------------------------------------------------------------- durations
-
-def parse_duration(value: object, where: str) -> float:
-    """Seconds from ``500ms``, ``30s``, ``2m``, ``1h`` (or ``1m30s``), a number or ``"300"``.
-
-    Shared by the config files and the CLI flags, so both accept and refuse
-    the same spellings; *where* is the file:line or the flag to blame.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(where, f"invalid duration {value!r}", _DURATION_HINT)
-    try:
-        seconds = _duration_text(value.strip(), where) if isinstance(value, str) else float(value)
-    except OverflowError:  # an int too large for a float
-        seconds = math.inf
-    if math.isnan(seconds) or math.isinf(seconds):
-        raise ConfigError(where, f"invalid duration {value!r}", _DURATION_HINT)
-    if seconds < 0:
-        raise ConfigError(where, f"negative duration {value!r}", "durations must be >= 0")
-    return seconds
-
-
-def _duration_text(text: str, where: str) -> float:
-    sign = -1.0 if text.startswith("-") else 1.0  # so "-5s" says "negative", not "invalid"
-    body = text[1:] if sign < 0 else text
-    try:
-        seconds = float(body) if re.fullmatch(r"\d+(?:\.\d+)?", body) else _units(body)
-    except ValueError:
-        raise ConfigError(where, f"invalid duration {text!r}", _DURATION_HINT) from None
-    return sign * seconds
-
-
-def _units(text: str) -> float:
-    """Go-style sums of number+unit parts; ValueError when anything else is left."""
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(text)
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 # -------------------------------------------------------------------- YAML
@@ -420,7 +376,7 @@ def _first_argument(call: nodes.Call, function: str) -> nodes.Expr:
     if call.args:
         return call.args[0]
     for keyword in call.kwargs:
-        if keyword.key == _KEY_PARAMS[function]:
+        if keyword.key == TEMPLATE_FUNCTIONS[function].param:
             return keyword.value  # type: ignore[no-any-return]
     if call.dyn_args is not None or call.dyn_kwargs is not None:
         raise _Underivable(f"key of {function}() is not a literal")
@@ -449,7 +405,7 @@ def _scan(env: jinja2.Environment, source: str, name: str) -> _Scan:
     problems: List[Tuple[int, str, str]] = []
     called: Set[int] = set()
     for call in tree.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name in KEY_FUNCTIONS:
+        if isinstance(call.node, nodes.Name) and call.node.name in TEMPLATE_FUNCTIONS:
             called.add(id(call.node))
             functions.append(call.node.name)
             try:
@@ -467,7 +423,7 @@ def _bare_uses(tree: nodes.Template, called: Set[int]) -> List[Tuple[int, str, s
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     return [(n.lineno, f"{n.name} is used other than as a direct call {n.name}(...)", "")
             for n in tree.find_all(nodes.Name)
-            if n.name in KEY_FUNCTIONS and n.ctx == "load" and id(n) not in called
+            if n.name in TEMPLATE_FUNCTIONS and n.ctx == "load" and id(n) not in called
             and n.name not in assigned]
 
 

@@ -79,18 +79,16 @@ from typing import (
 )
 from urllib.parse import unquote
 
-from . import UsageError, ascii_int
-from .tree import PUBLIC_KEYS, ROOTS, is_credentials
+from .errors import UsageError
+from .imds.wire import MAX_TTL, TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
+from .keys import PUBLIC_KEYS, ROOTS, is_credentials
+from .quantities import ascii_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fetch import Snapshot
 
 log = logging.getLogger(__name__)
 
-TOKEN_PATH = "/latest/api/token"
-TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
-TOKEN_HEADER = "X-aws-ec2-metadata-token"
-MAX_TTL = 21600
 NAME_LEAF = "_name"
 SHORT_BODY_EXTRA = 16   # bytes a short_body fault claims beyond what it sends
 _MAX_LINE = 65536

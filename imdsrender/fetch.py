@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Tuple
 
-from . import Error
-from .tree import covers, depth, glob_match, glob_root, is_dir, parse_listing, union
+from .errors import Error
+from .keys import covers, depth, glob_match, glob_root, is_dir, parse_listing, union
 
 log = logging.getLogger(__name__)
 

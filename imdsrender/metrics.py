@@ -36,8 +36,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import Error, UsageError, __version__, ascii_int
+from . import __version__
 from .client import ImdsError, Observer
+from .errors import Error, UsageError
+from .quantities import ascii_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from http.server import ThreadingHTTPServer

@@ -36,8 +36,8 @@ from typing import (
     Union,
 )
 
-from . import UsageError
-from .tree import ROOTS, glob_match, glob_root
+from .errors import UsageError
+from .keys import ROOTS, TEMPLATE_FUNCTIONS, glob_match, glob_root
 
 log = logging.getLogger(__name__)
 
@@ -455,8 +455,9 @@ _JINJA_RESERVED = {
 }
 _DICT_ATTRS = set(dir(dict)) | set(dir(str))
 _PRINTF_VERB = re.compile(r"%([-+ #0]*)(\d*)(?:\.(\d+))?(.)")
-_KEY_FUNCS = {"getv": "leaf", "exists": "leaf", "gets": "glob", "getvs": "glob",
-              "ls": "dir", "lsdir": "dir"}
+# How the migrator reads each key function's argument, from the one table.
+_KEY_FUNCS = {f.name: {"key": "leaf", "pattern": "glob", "directory": "dir"}[f.kind]
+              for f in TEMPLATE_FUNCTIONS.values() if f.name != "json"}
 
 
 def _jstr(value: str) -> str:

@@ -21,10 +21,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 
 import jinja2
 
-from . import Error
-from .config import KEY_FUNCTIONS, ConfigError, Resource, template_closure
+from .config import ConfigError, Resource, template_closure
+from .errors import Error
 from .fetch import FetchFailed, Snapshot
-from .tree import (
+from .keys import (
+    TEMPLATE_FUNCTIONS,
     InvalidKey,
     covers,
     glob_root,
@@ -284,7 +285,7 @@ def _render_error(env: jinja2.Environment, resource: Resource, exc: Exception) -
 
 
 def _undefined_hint(exc: jinja2.UndefinedError) -> str:
-    for name in KEY_FUNCTIONS:
+    for name in TEMPLATE_FUNCTIONS:
         if exc.message == f"'{name}' is undefined":
             return "a macro file must be imported 'with context' to use the template functions"
     return "define it, or test it with 'is defined' first"

@@ -45,9 +45,9 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable, Dict, List, Optional, Pattern
 
-from . import Error
 from .config import Resource
-from .tree import REDACTED
+from .errors import Error
+from .keys import REDACTED
 
 logger = logging.getLogger(__name__)
 

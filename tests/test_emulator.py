@@ -10,7 +10,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from imdsrender import UsageError
 from imdsrender.emulator import (
     TTL_HEADER,
     Emulator,
@@ -21,6 +20,7 @@ from imdsrender.emulator import (
     parse_fixture,
     serve,
 )
+from imdsrender.errors import UsageError
 
 Response = Tuple[int, Dict[str, str], bytes]
 NOT_FOUND_TITLE = b"<title>404 - Not Found</title>"

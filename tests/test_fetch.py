@@ -10,7 +10,7 @@ import pytest
 
 from imdsrender.client import ImdsError, ImdsUnavailable, NotFound
 from imdsrender.fetch import CachedSource, FetchFailed, Plan, Snapshot, fetch
-from imdsrender.tree import glob_match, glob_root
+from imdsrender.keys import glob_match, glob_root
 
 
 class FakeSource:

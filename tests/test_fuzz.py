@@ -35,21 +35,20 @@ import yaml
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
-from imdsrender import Error
 from imdsrender.client import parse_retry_after
 from imdsrender.config import (
-    ConfigError,
     ImdsSettings,
     Resource,
     Settings,
     load_resources,
     load_settings,
-    parse_duration,
 )
 from imdsrender.emulator import FixtureError, parse_fixture
+from imdsrender.errors import Error, UsageError
 from imdsrender.fetch import Snapshot
+from imdsrender.keys import PUBLIC_KEYS, InvalidKey, normalize_key, parse_listing
+from imdsrender.quantities import parse_duration
 from imdsrender.render import RenderError, make_environment, render
-from imdsrender.tree import PUBLIC_KEYS, InvalidKey, normalize_key, parse_listing
 
 CI_SEED = 20241129
 settings.register_profile("ci", max_examples=150, deadline=None, database=None,
@@ -158,14 +157,14 @@ def test_listing_entries_keep_their_kind(names: List[str]) -> None:
 def test_duration_is_seconds_or_a_config_error(value: Any) -> None:
     try:
         seconds = parse_duration(value, "--flag")
-    except ConfigError as exc:
+    except UsageError as exc:
         assert str(exc).startswith("--flag: ")
         return
     assert isinstance(seconds, float) and math.isfinite(seconds) and seconds >= 0
 
 
 def test_huge_integer_duration_is_a_config_error() -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):
         parse_duration(10 ** 400, "imdsrender.yaml:2")
     _load_settings_text("imds:\n  timeout: 1" + "0" * 400 + "\n")
 
@@ -244,7 +243,7 @@ def _load_settings_text(text: str) -> None:
         Path(path).write_text(text, encoding="utf-8", errors="surrogateescape")
         try:
             result = load_settings(path, required=True)
-        except ConfigError as exc:
+        except UsageError as exc:
             assert str(exc).startswith(path) and exc.exit_code == 2
             return
         _settings_ok(result)
@@ -281,7 +280,7 @@ def _load_confd(text: str, template: str = "{{ getv('/instance-id') }}\n") -> No
     """Valid resources, or a ConfigError naming the file; nothing else."""
     try:
         resources = _confd_resources(text, template)
-    except ConfigError as exc:
+    except UsageError as exc:
         assert str(exc).startswith(("conf.d/x.yaml", "templates/a.j2"))
         assert exc.exit_code == 2, str(exc)
         return
@@ -304,7 +303,7 @@ def test_resources_from_arbitrary_yaml_documents(doc: Any) -> None:
 @pytest.mark.parametrize("owner", ["100000000000000000000", "4294967295", "\u00b2"])
 def test_owner_out_of_range_is_a_config_error(owner: str) -> None:
     """os.fchown() would raise OverflowError (not OSError) on these, mid-write."""
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):
         _confd_resources(f"templates:\n  - src: a.j2\n    dest: /tmp/x\n    owner: '{owner}'\n")
 
 

@@ -18,10 +18,10 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from imdsrender import UsageError
 from imdsrender.client import ImdsUnavailable
 from imdsrender.config import ImdsSettings, Resource
 from imdsrender.emulator import Emulator
+from imdsrender.errors import UsageError
 from imdsrender.fetch import CachedSource
 from imdsrender.metrics import (
     Metrics,

@@ -9,8 +9,8 @@ from typing import Iterable, Mapping, Optional, Tuple
 import jinja2
 import pytest
 
-from imdsrender import Error
 from imdsrender.config import ConfigError, Resource, derive_keys
+from imdsrender.errors import Error
 from imdsrender.fetch import FetchFailed, Snapshot
 from imdsrender.render import (
     Pair,

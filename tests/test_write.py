@@ -13,8 +13,8 @@ from typing import Iterator, List
 
 import pytest
 
-from imdsrender import Error
 from imdsrender.config import Resource
+from imdsrender.errors import Error
 from imdsrender.write import (
     FAILED,
     UNCHANGED,

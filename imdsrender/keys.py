@@ -9,9 +9,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import logging
-from typing import Iterable, List, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Tuple
 
-from . import UsageError
+from .errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,33 @@ PUBLIC_KEYS = "/meta-data/public-keys/"
 _HOSTILE_CHARS = ("?", "#", "%")
 REDACTED = "<redacted>"
 _ASCII_BLANKS = " \t\n\r\f\v"
+
+
+class TemplateFunction(NamedTuple):
+    """A template function whose first argument names metadata.
+
+    ``param`` is that argument's name (for calls written ``getv(key=...)``);
+    ``kind`` says what the argument is: ``"key"`` a leaf or directory key,
+    ``"pattern"`` a glob, ``"directory"`` a directory to list.
+    """
+
+    name: str
+    param: str
+    kind: str
+
+
+# The ONE table of key-reading template functions: the renderer registers
+# them, the template scanner derives keys from their calls, the confd
+# migrator translates to them.  Adding a function starts here.
+TEMPLATE_FUNCTIONS: Dict[str, TemplateFunction] = {f.name: f for f in (
+    TemplateFunction("getv", "key", "key"),
+    TemplateFunction("exists", "key", "key"),
+    TemplateFunction("json", "key", "key"),
+    TemplateFunction("getvs", "pattern", "pattern"),
+    TemplateFunction("gets", "pattern", "pattern"),
+    TemplateFunction("ls", "dir", "directory"),
+    TemplateFunction("lsdir", "dir", "directory"),
+)}
 
 
 class InvalidKey(UsageError):
@@ -190,8 +217,9 @@ def key_of_call(function: str, argument: str) -> str:
     every match, ls/lsdir the directory they list.  render.py checks calls
     against a resource's keys with this same mapping.
     """
-    if function in ("getvs", "gets"):
+    kind = TEMPLATE_FUNCTIONS[function].kind
+    if kind == "pattern":
         return glob_root(normalize_pattern(argument))
-    if function in ("ls", "lsdir"):
+    if kind == "directory":
         return directory_key(argument)
     return normalize_key(argument)

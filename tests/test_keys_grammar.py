@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imdsrender.tree import (
+from imdsrender.keys import (
     InvalidKey,
     is_credentials,
     normalize_key,

@@ -1,0 +1,33 @@
+"""Every user-facing error kind and its exit code.
+
+The ground floor: this module imports nothing of the package, so any module
+(the CLI, the transport, the emulator) can raise these without pulling in
+another layer.  The CLI catches :class:`Error` once and prints it as one line.
+"""
+
+
+class Error(Exception):
+    """An error the user can cause or fix, printed by the CLI as one line.
+
+    ``where`` names the file/key/flag, ``what`` says what went wrong and
+    ``hint`` what to do about it.  Subclasses set ``exit_code`` per DESIGN.md:
+    1 a resource failed, 2 usage/config error, 3 IMDS unavailable.
+    """
+
+    exit_code = 1
+
+    def __init__(self, where: str, what: str, hint: str = "") -> None:
+        super().__init__(where, what, hint)
+        self.where = where
+        self.what = what
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class UsageError(Error):
+    """Bad flags, config or templates: nothing was fetched, nothing written."""
+
+    exit_code = 2

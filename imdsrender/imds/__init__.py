@@ -1,0 +1,4 @@
+"""The IMDS transport: wire constants, endpoint resolution, the client.
+
+Importing this package loads nothing heavy; each module is imported on use.
+"""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from imdsrender.emulator import default_fixture
+from imdsrender.fixture import default_fixture
 
 from .minimum import Expectation, expect
 

@@ -27,10 +27,10 @@ from .errors import Error, UsageError
 from .quantities import ascii_int, parse_duration
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Resource, Settings
-    from .fetch import CachedSource, Snapshot, Source
+    from .fetch import Snapshot
     from .metrics import Recorder
-    from .write import Outcome
+    from .model import Outcome, Resource, Settings
+    from .source import CachedSource, Source
 
 log = logging.getLogger("imdsrender")
 
@@ -62,7 +62,7 @@ def _duration(flag: str) -> Callable[[str], float]:
 
 
 def _concurrency(text: str) -> int:
-    from .config import MAX_CONCURRENCY
+    from .model import MAX_CONCURRENCY
 
     number = ascii_int(text)
     if number is None or not 1 <= number <= MAX_CONCURRENCY:
@@ -249,7 +249,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def open_source(job: Job, observer: Any = None) -> Source:
     """The IMDS client (after its boot wait), or a fixture with --data."""
     if job.data:
-        from .emulator import FixtureSource, load_fixture
+        from .fixture import FixtureSource, load_fixture
 
         return FixtureSource(load_fixture(job.data), job.data)
     from .client import ImdsClient
@@ -275,8 +275,9 @@ def fetch_snapshot(job: Job, source: Source) -> Snapshot:
 
 def render_and_write(job: Job, snapshot: Snapshot, recorder: Recorder) -> List[Outcome]:
     """Render and sync every resource; one failure never stops the others."""
+    from .model import FAILED, Outcome
     from .render import render
-    from .write import FAILED, Outcome, WriteError, cleanup_stale, sync
+    from .write import WriteError, cleanup_stale, sync
 
     outcomes = []
     for resource in job.resources:
@@ -385,8 +386,8 @@ def run_interval(job: Job, args: argparse.Namespace, recorder: Recorder) -> int:
     request at all.  A failing poll is logged and the loop goes on: the
     next poll may find IMDS healthy again.
     """
-    from .fetch import CachedSource
     from .metrics import start_status_server
+    from .source import CachedSource
 
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -471,8 +472,8 @@ WHOLE_TREE = ("/meta-data/", "/dynamic/", "/user-data")
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     """Save what IMDS (or a fixture) answers as a fixture for offline work."""
-    from .emulator import dump_fixture, fixture_from_snapshot
     from .fetch import Plan, fetch
+    from .fixture import dump_fixture, fixture_from_snapshot
     from .keys import normalize_key
 
     if args.keys:

@@ -21,11 +21,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
-from .config import ImdsSettings
-from .errors import Error, UsageError
+from .errors import UsageError
 from .imds.wire import IPV4_ENDPOINT, IPV6_ENDPOINT, TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
 from .keys import is_dir
+from .model import ImdsSettings
 from .quantities import ascii_int
+from .source import NotFound, SourceError, SourceUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     import urllib3
@@ -35,18 +36,10 @@ log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
 
 
-class ImdsError(Error):
-    """A path could not be fetched (not a 404): the resources needing it fail."""
-
-
-class NotFound(ImdsError):
-    """IMDS answered 404: the path does not exist on this instance."""
-
-
-class ImdsUnavailable(ImdsError):
-    """No usable IMDS at all: nothing is rendered (exit 3)."""
-
-    exit_code = 3
+# The transport raises the Source errors, so the fetcher can catch them
+# without importing this module.
+ImdsError = SourceError
+ImdsUnavailable = SourceUnavailable
 
 
 class ImdsConfigError(UsageError):

@@ -19,7 +19,7 @@ import os
 import posixpath
 import pwd
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import urlsplit
 
@@ -30,12 +30,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import UsageError
 from .keys import TEMPLATE_FUNCTIONS, InvalidKey, is_credentials, key_of_call, normalize_key
+from .model import MAX_CONCURRENCY, ImdsSettings, Resource, Settings
 from .quantities import ascii_int, parse_duration
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-MAX_CONCURRENCY = 256  # IMDS throttles long before; urllib3 sizes its pool up front
 MAX_ID = 2**32 - 2  # 2**32 - 1 is (uid_t)-1: "leave unchanged" to chown()
 
 
@@ -52,47 +51,6 @@ _CONFD_FIELDS = {"uid": "owner", "gid": "group"}
 
 class ConfigError(UsageError):
     """A mistake in a config file, a template or a flag: exit 2."""
-
-
-@dataclass(frozen=True)
-class ImdsSettings:
-    """What the IMDS client needs; see DESIGN.md "IMDS client rules"."""
-
-    endpoint: Optional[str] = None  # None: resolved from the environment / mode
-    endpoint_mode: str = "ipv4"
-    token_ttl: int = 21600
-    timeout: float = 1.0
-    retries: int = 3
-    boot_wait: float = 60.0
-    allow_imdsv1: bool = False
-    max_leaf_bytes: int = 1 * MiB
-    max_run_bytes: int = 16 * MiB
-    max_depth: int = 16
-
-
-@dataclass(frozen=True)
-class Settings:
-    imds: ImdsSettings = field(default_factory=ImdsSettings)
-    cache_ttl: float = 60.0
-    concurrency: int = 8
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One template resource, validated and with every default resolved."""
-
-    origin: str  # "conf.d/app.yaml:3" - where it was declared, for messages
-    src: str  # absolute path of the template file
-    template: str  # name of the template relative to templates/
-    dest: str
-    keys: Tuple[str, ...]  # normalised keys (given or derived)
-    mode: int = 0o644
-    owner: Optional[int] = None  # uid
-    group: Optional[int] = None  # gid
-    check_cmd: Optional[str] = None
-    reload_cmd: Optional[str] = None
-    check_timeout: float = 30.0
-    reload_timeout: float = 60.0
 
 
 # -------------------------------------------------------------------- YAML

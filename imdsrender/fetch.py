@@ -8,15 +8,14 @@ Snapshot that the renderer reads and never writes back to.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Protocol, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import Error
 from .keys import covers, depth, glob_match, glob_root, is_dir, parse_listing, union
+from .source import NotFound, Source, SourceError, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +104,6 @@ class Plan:
         return cls(union(k for keys in key_lists for k in keys))
 
 
-class Source(Protocol):
-    """Anything that answers one path: the IMDS client or the TTL cache."""
-
-    def get(self, path: str) -> bytes: ...
-
-
 def fetch(plan: Plan, source: Source, *, concurrency: int = 8, max_depth: int = 16,
           max_run_bytes: int = 16 * 1024 * 1024) -> Snapshot:
     """Fetch every planned path concurrently and walk directories as listings arrive.
@@ -158,15 +151,13 @@ class _Walk:
 
     def record(self, path: str, future: Future[bytes]) -> List[str]:
         """Store one answer; return the children still to fetch."""
-        from .client import ImdsError, ImdsUnavailable, NotFound
-
         try:
             body = future.result()
         except NotFound:
             return []
-        except ImdsUnavailable:
+        except SourceUnavailable:
             raise
-        except ImdsError as exc:
+        except SourceError as exc:
             log.warning("%s", exc)
             self.errors[path] = exc.what
             return []
@@ -193,52 +184,3 @@ class _Walk:
             log.warning("%s: deeper than the %d-level directory cap", child, self.max_depth)
             return False
         return True
-
-
-class CachedSource:
-    """A TTL cache in front of a Source, for interval mode.
-
-    404s are cached too (a missing tag stays missing until the TTL runs
-    out); failures are not, so the next poll tries again.  Counters feed
-    the metrics and /ready/detailed.
-    """
-
-    def __init__(self, source: Source, ttl: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._source = source
-        self.ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: Dict[str, Tuple[float, Optional[bytes]]] = {}
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def entries(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def get(self, path: str) -> bytes:
-        from .client import NotFound
-
-        now = self._clock()
-        with self._lock:
-            cached = self._entries.get(path)
-            fresh = cached is not None and now - cached[0] < self.ttl
-            if fresh:
-                self.hits += 1
-            else:
-                self.misses += 1
-        if cached is not None and fresh:
-            if cached[1] is None:
-                raise NotFound(path, "not found (404, cached)")
-            return cached[1]
-        try:
-            body: Optional[bytes] = self._source.get(path)
-        except NotFound:
-            body = None
-        with self._lock:
-            self._entries[path] = (now, body)
-        if body is None:
-            raise NotFound(path, "not found (404)")
-        return body

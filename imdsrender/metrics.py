@@ -37,16 +37,17 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .client import ImdsError, Observer
+from .client import Observer
 from .errors import Error, UsageError
 from .quantities import ascii_int
+from .source import SourceError
 
 if TYPE_CHECKING:  # pragma: no cover
     from http.server import ThreadingHTTPServer
 
-    from .config import ImdsSettings, Resource
-    from .fetch import CachedSource
-    from .write import CommandResult, Outcome, Runner
+    from .model import ImdsSettings, Outcome, Resource
+    from .source import CachedSource
+    from .write import CommandResult, Runner
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ class Metrics(Recorder):
                 state.last_success = now
             if cache is not None:
                 state.cache = cache
-            state.healthy = not isinstance(error, ImdsError)
+            state.healthy = not isinstance(error, SourceError)
         if self.textfile:
             try:
                 write_textfile(self.textfile, self)

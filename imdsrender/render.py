@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 
 import jinja2
 
-from .config import ConfigError, Resource, template_closure
+from .config import ConfigError, template_closure
 from .errors import Error
 from .fetch import FetchFailed, Snapshot
 from .keys import (
@@ -35,6 +35,7 @@ from .keys import (
     normalize_key,
     normalize_pattern,
 )
+from .model import Resource
 
 _MISSING = object()  # getv()'s "no default given", distinct from default=None
 

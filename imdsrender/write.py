@@ -45,16 +45,11 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable, Dict, List, Optional, Pattern
 
-from .config import Resource
 from .errors import Error
 from .keys import REDACTED
+from .model import FAILED, UNCHANGED, WOULD_WRITE, WRITTEN, Outcome, Resource
 
 logger = logging.getLogger(__name__)
-
-UNCHANGED = "unchanged"
-WRITTEN = "written"
-WOULD_WRITE = "would-write"
-FAILED = "failed"
 
 STAGE_MARKER = "imdsr-"
 TOKEN_LENGTH = 8  # characters of [0-9a-z]; stage_pattern() depends on it
@@ -74,21 +69,6 @@ class WriteError(Error):
     step that failed and why, ``hint`` what to do (and whether the old or
     the new file is in place).
     """
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What :func:`sync` did for one resource; ``diff`` is redacted when sensitive."""
-
-    dest: str
-    status: str  # UNCHANGED | WRITTEN | WOULD_WRITE | FAILED
-    reloaded: bool = False
-    diff: Optional[str] = None
-    error: Optional[WriteError] = None
-
-    @property
-    def failed(self) -> bool:
-        return self.status == FAILED
 
 
 @dataclass(frozen=True)

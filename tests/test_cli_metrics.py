@@ -29,7 +29,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from imdsrender.emulator import Emulator, default_fixture
+from imdsrender.emulator import Emulator
+from imdsrender.fixture import default_fixture
 from tests.helpers import (
     ROOT,
     SAFE_ENDPOINT,

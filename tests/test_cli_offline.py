@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from imdsrender.emulator import Emulator, default_fixture
+from imdsrender.emulator import Emulator
+from imdsrender.fixture import default_fixture
 from tests.helpers import EXAMPLES, ConfDir, run_cli
 
 

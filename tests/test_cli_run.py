@@ -14,7 +14,8 @@ from typing import Callable, List
 
 import pytest
 
-from imdsrender.emulator import Emulator, default_fixture
+from imdsrender.emulator import Emulator
+from imdsrender.fixture import default_fixture
 from tests.helpers import ConfDir, run_cli
 
 SEED_EXPECTED = """\

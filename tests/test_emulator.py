@@ -10,17 +10,15 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from imdsrender.emulator import (
-    TTL_HEADER,
-    Emulator,
+from imdsrender.emulator import TTL_HEADER, Emulator, serve
+from imdsrender.errors import UsageError
+from imdsrender.fixture import (
     FixtureError,
     default_fixture,
     dump_fixture,
     load_fixture,
     parse_fixture,
-    serve,
 )
-from imdsrender.errors import UsageError
 
 Response = Tuple[int, Dict[str, str], bytes]
 NOT_FOUND_TITLE = b"<title>404 - Not Found</title>"

@@ -9,8 +9,9 @@ from typing import Dict, List, Optional
 import pytest
 
 from imdsrender.client import ImdsError, ImdsUnavailable, NotFound
-from imdsrender.fetch import CachedSource, FetchFailed, Plan, Snapshot, fetch
+from imdsrender.fetch import FetchFailed, Plan, Snapshot, fetch
 from imdsrender.keys import glob_match, glob_root
+from imdsrender.source import CachedSource
 
 
 class FakeSource:

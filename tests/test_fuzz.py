@@ -43,9 +43,9 @@ from imdsrender.config import (
     load_resources,
     load_settings,
 )
-from imdsrender.emulator import FixtureError, parse_fixture
 from imdsrender.errors import Error, UsageError
 from imdsrender.fetch import Snapshot
+from imdsrender.fixture import FixtureError, parse_fixture
 from imdsrender.keys import PUBLIC_KEYS, InvalidKey, normalize_key, parse_listing
 from imdsrender.quantities import parse_duration
 from imdsrender.render import RenderError, make_environment, render

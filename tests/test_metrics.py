@@ -22,7 +22,7 @@ from imdsrender.client import ImdsUnavailable
 from imdsrender.config import ImdsSettings, Resource
 from imdsrender.emulator import Emulator
 from imdsrender.errors import UsageError
-from imdsrender.fetch import CachedSource
+from imdsrender.source import CachedSource
 from imdsrender.metrics import (
     Metrics,
     MetricsError,

@@ -30,8 +30,9 @@ import pytest
 
 from imdsrender.client import ImdsClient
 from imdsrender.config import ImdsSettings
-from imdsrender.emulator import Emulator, FixtureSource, default_fixture
+from imdsrender.emulator import Emulator
 from imdsrender.fetch import Plan, Snapshot, fetch
+from imdsrender.fixture import FixtureSource, default_fixture
 from tests.helpers import ROOT, ConfDir
 
 SEED = int(os.environ.get("SOAK_SEED", "11"))

@@ -13,7 +13,7 @@ import email.utils
 import time
 from typing import Any, Dict, List
 
-from imdsrender.emulator import default_fixture
+from imdsrender.fixture import default_fixture
 
 from .harness import ID, OLD, TAGS, TAGS_KEYS, TAGS_TEMPLATE, Context, Scenario, Template
 

@@ -1,0 +1,78 @@
+"""Value objects that flow between the steps: settings, resources, outcomes.
+
+Standard library only (and the error kinds), so the IMDS transport, the
+writer and the metrics can take these without importing the YAML loader or
+Jinja2.  All frozen: a step returns new objects, never edits old ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from .errors import Error
+
+MiB = 1024 * 1024
+MAX_CONCURRENCY = 256  # IMDS throttles long before; urllib3 sizes its pool up front
+
+# What happened to one resource (outcome.status); metrics and logs use these.
+UNCHANGED = "unchanged"
+WRITTEN = "written"
+WOULD_WRITE = "would-write"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ImdsSettings:
+    """What the IMDS client needs; see DESIGN.md "IMDS client rules"."""
+
+    endpoint: Optional[str] = None  # None: resolved from the environment / mode
+    endpoint_mode: str = "ipv4"
+    token_ttl: int = 21600
+    timeout: float = 1.0
+    retries: int = 3
+    boot_wait: float = 60.0
+    allow_imdsv1: bool = False
+    max_leaf_bytes: int = 1 * MiB
+    max_run_bytes: int = 16 * MiB
+    max_depth: int = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    imds: ImdsSettings = field(default_factory=ImdsSettings)
+    cache_ttl: float = 60.0
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One template resource, validated and with every default resolved."""
+
+    origin: str  # "conf.d/app.yaml:3" - where it was declared, for messages
+    src: str  # absolute path of the template file
+    template: str  # name of the template relative to templates/
+    dest: str
+    keys: Tuple[str, ...]  # normalised keys (given or derived)
+    mode: int = 0o644
+    owner: Optional[int] = None  # uid
+    group: Optional[int] = None  # gid
+    check_cmd: Optional[str] = None
+    reload_cmd: Optional[str] = None
+    check_timeout: float = 30.0
+    reload_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`sync` did for one resource; ``diff`` is redacted when sensitive."""
+
+    dest: str
+    status: str  # UNCHANGED | WRITTEN | WOULD_WRITE | FAILED
+    reloaded: bool = False
+    diff: Optional[str] = None
+    error: Optional[Error] = None  # the render or write error that failed it
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED

@@ -252,11 +252,11 @@ def open_source(job: Job, observer: Any = None) -> Source:
         from .fixture import FixtureSource, load_fixture
 
         return FixtureSource(load_fixture(job.data), job.data)
-    from .client import ImdsClient
+    from .imds.client import ImdsClient
 
     client = ImdsClient(job.settings.imds, endpoint=job.endpoint,
                         concurrency=job.settings.concurrency, observer=observer)
-    client.token()
+    client.wait_until_ready()
     return client
 
 

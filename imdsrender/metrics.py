@@ -2,7 +2,7 @@
 
 Operators run fleets; when a file did not change on some instance they need
 to see why without logging in.  This module turns the client's
-:class:`~imdsrender.client.Observer` hooks and each run's outcomes into
+:class:`~imdsrender.imds.limits.Observer` hooks and each run's outcomes into
 Prometheus metrics, and exposes them two ways:
 
 - ``--metrics-addr HOST:PORT`` (interval mode): a small HTTP server with
@@ -37,8 +37,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .client import Observer
 from .errors import Error, UsageError
+from .imds.limits import Observer
 from .quantities import ascii_int
 from .source import SourceError
 
@@ -715,7 +715,7 @@ def make_health_check(settings: ImdsSettings, endpoint: Optional[str] = None,
     pools: List[Any] = []
 
     def check() -> Tuple[bool, str]:
-        from .client import ImdsClient
+        from .imds.client import ImdsClient
 
         if not pools:
             import urllib3
@@ -724,7 +724,8 @@ def make_health_check(settings: ImdsSettings, endpoint: Optional[str] = None,
                 maxsize=1, block=False, retries=False,
                 timeout=urllib3.Timeout(connect=quick.timeout, read=quick.timeout)))
         try:
-            token = ImdsClient(quick, endpoint=endpoint, pool=pools[0], concurrency=1).token()
+            client = ImdsClient(quick, endpoint=endpoint, pool=pools[0], concurrency=1)
+            token = client.current_token()
         except Error as exc:
             return False, str(exc)
         return True, ("IMDS answered (IMDSv1 fallback)" if token is None

@@ -8,10 +8,9 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from imdsrender.client import ImdsError, ImdsUnavailable, NotFound
 from imdsrender.fetch import FetchFailed, Plan, Snapshot, fetch
 from imdsrender.keys import glob_match, glob_root
-from imdsrender.source import CachedSource
+from imdsrender.source import CachedSource, NotFound, SourceError, SourceUnavailable
 
 
 class FakeSource:
@@ -87,7 +86,7 @@ def test_listed_child_404_is_missing_and_walk_goes_on() -> None:
 
 def test_failure_is_recorded_for_that_path_only() -> None:
     answers: Dict[str, object] = dict(TREE)
-    answers["/meta-data/tags/instance/Env"] = ImdsError("/meta-data/tags/instance/Env",
+    answers["/meta-data/tags/instance/Env"] = SourceError("/meta-data/tags/instance/Env",
                                                         "gave up after 4 attempts (HTTP 503)")
     snapshot = fetch(Plan.of([["/meta-data/tags/instance/", "/meta-data/instance-id"]]),
                      FakeSource(answers))
@@ -99,8 +98,8 @@ def test_failure_is_recorded_for_that_path_only() -> None:
 
 
 def test_unavailable_aborts_the_run() -> None:
-    answers: Dict[str, object] = {"/meta-data/a": ImdsUnavailable("x", "down")}
-    with pytest.raises(ImdsUnavailable):
+    answers: Dict[str, object] = {"/meta-data/a": SourceUnavailable("x", "down")}
+    with pytest.raises(SourceUnavailable):
         fetch(Plan.of([["/meta-data/a"]]), FakeSource(answers))
 
 
@@ -152,10 +151,10 @@ def test_cache_serves_within_ttl_and_counts() -> None:
 
 
 def test_cache_does_not_keep_failures() -> None:
-    answers: Dict[str, object] = {"/meta-data/a": ImdsError("/meta-data/a", "HTTP 503")}
+    answers: Dict[str, object] = {"/meta-data/a": SourceError("/meta-data/a", "HTTP 503")}
     source = FakeSource(answers)
     cache = CachedSource(source, ttl=60, clock=lambda: 0.0)
-    with pytest.raises(ImdsError):
+    with pytest.raises(SourceError):
         cache.get("/meta-data/a")
     answers["/meta-data/a"] = b"ok"
     assert cache.get("/meta-data/a") == b"ok"

@@ -35,7 +35,6 @@ import yaml
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
-from imdsrender.client import parse_retry_after
 from imdsrender.config import (
     ImdsSettings,
     Resource,
@@ -46,6 +45,7 @@ from imdsrender.config import (
 from imdsrender.errors import Error, UsageError
 from imdsrender.fetch import Snapshot
 from imdsrender.fixture import FixtureError, parse_fixture
+from imdsrender.imds.policy import parse_retry_after
 from imdsrender.keys import PUBLIC_KEYS, InvalidKey, normalize_key, parse_listing
 from imdsrender.quantities import parse_duration
 from imdsrender.render import RenderError, make_environment, render

@@ -7,10 +7,10 @@ from typing import Callable, Dict, Iterable, Union
 
 import pytest
 
-from imdsrender.client import ImdsClient
 from imdsrender.config import ImdsSettings
 from imdsrender.emulator import Emulator
 from imdsrender.fetch import FetchFailed, Plan, Snapshot, fetch
+from imdsrender.imds.client import ImdsClient
 
 Make = Callable[..., Emulator]
 

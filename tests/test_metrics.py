@@ -18,11 +18,9 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from imdsrender.client import ImdsUnavailable
 from imdsrender.config import ImdsSettings, Resource
 from imdsrender.emulator import Emulator
 from imdsrender.errors import UsageError
-from imdsrender.source import CachedSource
 from imdsrender.metrics import (
     Metrics,
     MetricsError,
@@ -38,6 +36,7 @@ from imdsrender.metrics import (
     start_status_server,
     write_textfile,
 )
+from imdsrender.source import CachedSource, SourceUnavailable
 from imdsrender.write import CommandResult, Outcome
 from tests.helpers import MetricKey, metric, parse_metrics
 
@@ -57,7 +56,7 @@ class FakeSource:
         self.values = values
 
     def get(self, path: str) -> bytes:
-        from imdsrender.client import NotFound
+        from imdsrender.source import NotFound
 
         if path not in self.values:
             raise NotFound(path, "not found (404)")
@@ -204,7 +203,7 @@ def test_run_finished_records_resources_and_timestamps() -> None:
 def test_run_without_imds_is_unhealthy_and_keeps_last_statuses() -> None:
     metrics = Metrics(wall=lambda: 5.0)
     metrics.run_finished([Outcome("/etc/a", "unchanged")], 0.1)
-    metrics.run_finished([], 0.2, error=ImdsUnavailable("http://x", "no answer"))
+    metrics.run_finished([], 0.2, error=SourceUnavailable("http://x", "no answer"))
     got = scrape(metrics)
     assert metric(got, "confd_backend_healthy") == 0
     assert metric(got, "imdsrender_runs_total", result="error") == 1
@@ -264,9 +263,9 @@ def test_record_reports_a_failed_pass_and_reraises(tmp_path) -> None:
     metrics = Metrics(textfile=str(prom))
 
     def unavailable() -> List[Outcome]:
-        raise ImdsUnavailable("http://127.0.0.1:9", "no answer from IMDS")
+        raise SourceUnavailable("http://127.0.0.1:9", "no answer from IMDS")
 
-    with pytest.raises(ImdsUnavailable):
+    with pytest.raises(SourceUnavailable):
         metrics.record(unavailable)
     got = parse_metrics(prom.read_text())  # written although the run failed
     assert metric(got, "imdsrender_runs_total", result="error") == 1

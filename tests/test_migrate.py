@@ -19,11 +19,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imdsrender.client import ImdsClient
 from imdsrender.config import ImdsSettings, load_resources
 from imdsrender.emulator import Emulator
 from imdsrender.errors import UsageError
 from imdsrender.fetch import Plan, fetch
+from imdsrender.imds.client import ImdsClient
 from imdsrender.migrate import (
     MARKER,
     MigrationError,

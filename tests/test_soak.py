@@ -28,11 +28,11 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from imdsrender.client import ImdsClient
 from imdsrender.config import ImdsSettings
 from imdsrender.emulator import Emulator
 from imdsrender.fetch import Plan, Snapshot, fetch
 from imdsrender.fixture import FixtureSource, default_fixture
+from imdsrender.imds.client import ImdsClient
 from tests.helpers import ROOT, ConfDir
 
 SEED = int(os.environ.get("SOAK_SEED", "11"))

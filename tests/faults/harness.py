@@ -131,8 +131,8 @@ def keepalive_duplicates() -> int:
 
     0 when each request is sent once (plus the one retry of the 503).
     """
-    from imdsrender.client import ImdsClient
     from imdsrender.config import ImdsSettings
+    from imdsrender.imds.client import ImdsClient
 
     paths = ["/meta-data/instance-id", "/meta-data/ami-id", "/meta-data/instance-type",
              "/meta-data/hostname", "/meta-data/local-ipv4"]

@@ -9,19 +9,11 @@ from typing import List
 import pytest
 from pytest_httpserver import HTTPServer
 
-from imdsrender.client import (
-    IPV4_ENDPOINT,
-    IPV6_ENDPOINT,
-    ImdsClient,
-    ImdsConfigError,
-    ImdsError,
-    ImdsUnavailable,
-    NotFound,
-    RetryPolicy,
-    parse_retry_after,
-    resolve_endpoint,
-)
-from imdsrender.config import ImdsSettings
+from imdsrender.imds.client import ImdsClient, ImdsConfigError
+from imdsrender.imds.policy import RetryPolicy
+from imdsrender.imds.wire import IPV4_ENDPOINT
+from imdsrender.model import ImdsSettings
+from imdsrender.source import NotFound, SourceError, SourceUnavailable
 
 TOKEN = "AQAEAtokenvalue=="
 
@@ -134,7 +126,7 @@ def test_persistent_401_is_no_loop(httpserver: HTTPServer, fake_time: FakeTime) 
     expect_token(httpserver)
     httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=401)
     client = make_client(httpserver, fake_time)
-    with pytest.raises(ImdsError, match="401"):
+    with pytest.raises(SourceError, match="401"):
         client.get("/meta-data/a")
     assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 2
     assert len(requests_to(httpserver, "/latest/meta-data/a")) == 2
@@ -146,7 +138,7 @@ def test_put_refused_means_imdsv2_unavailable(httpserver: HTTPServer, fake_time:
     httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(
         "", status=status)
     client = make_client(httpserver, fake_time)
-    with pytest.raises(ImdsUnavailable) as info:
+    with pytest.raises(SourceUnavailable) as info:
         client.get("/meta-data/instance-id")
     assert info.value.exit_code == 3
     assert f"HTTP {status}" in str(info.value) and "allow_imdsv1" in str(info.value)
@@ -207,7 +199,7 @@ def test_persistent_503_gives_up_after_retries(httpserver: HTTPServer,
     expect_token(httpserver)
     httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=503)
     client = make_client(httpserver, fake_time, retries=2)
-    with pytest.raises(ImdsError, match="gave up after 3 attempts"):
+    with pytest.raises(SourceError, match="gave up after 3 attempts"):
         client.get("/meta-data/a")
     assert len(requests_to(httpserver, "/latest/meta-data/a")) == 3
 
@@ -225,7 +217,7 @@ def test_404_is_not_retried(httpserver: HTTPServer, fake_time: FakeTime) -> None
 def test_other_4xx_is_not_retried(httpserver: HTTPServer, fake_time: FakeTime) -> None:
     expect_token(httpserver)
     httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=403)
-    with pytest.raises(ImdsError, match="HTTP 403"):
+    with pytest.raises(SourceError, match="HTTP 403"):
         make_client(httpserver, fake_time).get("/meta-data/a")
     assert len(requests_to(httpserver, "/latest/meta-data/a")) == 1
 
@@ -236,7 +228,7 @@ def test_redirect_is_not_followed(httpserver: HTTPServer, fake_time: FakeTime) -
     httpserver.expect_request("/latest/meta-data/a").respond_with_data(
         "", status=302, headers={"Location": target})
     httpserver.expect_request("/elsewhere").respond_with_data("stolen")
-    with pytest.raises(ImdsError, match="redirect"):
+    with pytest.raises(SourceError, match="redirect"):
         make_client(httpserver, fake_time).get("/meta-data/a")
     assert not requests_to(httpserver, "/elsewhere")
     assert len(requests_to(httpserver, "/latest/meta-data/a")) == 1
@@ -265,7 +257,7 @@ def test_leaf_body_cap(httpserver: HTTPServer, fake_time: FakeTime) -> None:
     expect_token(httpserver)
     httpserver.expect_request("/latest/meta-data/big").respond_with_data("x" * 2048)
     client = make_client(httpserver, fake_time, max_leaf_bytes=1024)
-    with pytest.raises(ImdsError, match="1024-byte cap") as info:
+    with pytest.raises(SourceError, match="1024-byte cap") as info:
         client.get("/meta-data/big")
     assert "/meta-data/big" in str(info.value)
 
@@ -281,37 +273,15 @@ def test_boot_wait_then_unavailable(fake_time: FakeTime) -> None:
     client = ImdsClient(ImdsSettings(boot_wait=3.0, retries=1), endpoint=f"http://127.0.0.1:{port}",
                         environ={}, clock=fake_time.clock, wall=fake_time.wall,
                         sleep=fake_time.sleep, rand=lambda: 1.0)
-    with pytest.raises(ImdsUnavailable, match="no answer from IMDS") as info:
+    with pytest.raises(SourceUnavailable, match="no answer from IMDS") as info:
         client.get("/meta-data/a")
     assert info.value.exit_code == 3
     assert 3.0 <= fake_time.now - 1000.0 <= 3.5  # waited the boot wait, not longer
 
 
 def test_metadata_disabled_fails_fast() -> None:
-    with pytest.raises(ImdsUnavailable, match="AWS_EC2_METADATA_DISABLED"):
+    with pytest.raises(SourceUnavailable, match="AWS_EC2_METADATA_DISABLED"):
         ImdsClient(ImdsSettings(), environ={"AWS_EC2_METADATA_DISABLED": "true"})
-
-
-def test_endpoint_precedence() -> None:
-    settings = ImdsSettings(endpoint="http://file:1")
-    env = {"IMDS_ENDPOINT": "http://imds:2", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://aws:3"}
-    assert resolve_endpoint(settings, "http://flag:0/", env) == "http://flag:0"
-    assert resolve_endpoint(settings, None, env) == "http://imds:2"
-    del env["IMDS_ENDPOINT"]
-    assert resolve_endpoint(settings, None, env) == "http://aws:3"
-    assert resolve_endpoint(settings, None, {}) == "http://file:1"
-    assert resolve_endpoint(ImdsSettings(), None, {}) == IPV4_ENDPOINT
-    assert resolve_endpoint(ImdsSettings(endpoint_mode="ipv6"), None, {}) == IPV6_ENDPOINT
-    assert resolve_endpoint(ImdsSettings(), None,
-                            {"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"}) == IPV6_ENDPOINT
-
-
-@pytest.mark.parametrize("header, expected", [
-    ("5", 5.0), ("0", 0.0), ("-3", None), ("soon", None), ("", None), (None, None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: no wait
-])
-def test_parse_retry_after(header: str, expected: object) -> None:
-    assert parse_retry_after(header, now=1_700_000_000.0) == expected
 
 
 def test_tests_cannot_reach_the_real_imds() -> None:

@@ -61,6 +61,9 @@ class Resource:
     reload_cmd: Optional[str] = None
     check_timeout: float = 30.0
     reload_timeout: float = 60.0
+    # The template and every template it includes/imports/extends by literal
+    # name, found once at load: what ``check`` compiles.  Empty: just template.
+    closure: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from imdsrender.config import (
     load_resources,
     load_settings,
     template_closure,
+    yamldoc,
 )
+from imdsrender.config import templates as config_templates
 from imdsrender.errors import UsageError
 
 Build = Callable[..., str]
@@ -30,7 +32,7 @@ Build = Callable[..., str]
 def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run the YAML tests with libyaml's loader and with the pure-Python one."""
     if request.param == "pure":
-        monkeypatch.setattr(config, "_LOADER", yaml.SafeLoader)
+        monkeypatch.setattr(yamldoc, "_LOADER", yaml.SafeLoader)
     elif not hasattr(yaml, "CSafeLoader"):
         pytest.skip("PyYAML built without libyaml")
     yield request.param
@@ -184,6 +186,7 @@ def test_resource_every_field(confdir: Build) -> None:
         check_cmd="/usr/sbin/app --check {{ src }}",
         reload_cmd="systemctl reload app",
         check_timeout=5.0, reload_timeout=120.0,
+        closure=("instance.j2",),
     ),)
 
 
@@ -574,6 +577,13 @@ def test_includes_imports_and_extends_are_followed(confdir: Build) -> None:
     root = os.path.dirname(os.path.dirname(resource.src))
     assert template_closure(os.path.join(root, "templates"), "a.j2") == (
         "a.j2", "base.j2", "inc.j2", "lib/m.j2", "lib/n.j2", "alt.j2")
+    assert resource.closure == template_closure(os.path.join(root, "templates"), "a.j2")
+
+
+def test_resource_with_listed_keys_still_carries_its_closure(confdir: Build) -> None:
+    resource = one(confdir, "templates:\n  - src: a.j2\n    dest: /etc/a\n    keys: [/x]\n", {
+        "a.j2": "{% include 'b.j2' %}", "b.j2": "{% include 'c.j2' %}", "c.j2": "z"})
+    assert (resource.keys, resource.closure) == (("/meta-data/x",), ("a.j2", "b.j2", "c.j2"))
 
 
 def test_missing_include_names_the_including_line(confdir: Build) -> None:
@@ -604,9 +614,9 @@ def test_each_template_is_parsed_once(confdir: Build, monkeypatch: pytest.Monkey
         f"  - src: a.j2\n    dest: /etc/{i}\n" for i in range(5)),
         "templates/a.j2": "{{ getv('/x') }}{% include 'i.j2' %}", "templates/i.j2": ""})
     seen = []
-    real = config._scan
-    monkeypatch.setattr(config, "_scan", lambda env, src, name: seen.append(name) or real(
-        env, src, name))
+    real = config_templates.scan_template
+    monkeypatch.setattr(config_templates, "scan_template",
+                        lambda env, src, name: seen.append(name) or real(env, src, name))
     assert len(load_resources(root)) == 5
     assert seen == ["a.j2", "i.j2"]
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Tuple
 
 import jinja2
 import pytest
 
-from imdsrender.config import ConfigError, Resource, derive_keys
+from imdsrender.config import ConfigError, Resource, derive_keys, template_closure
 from imdsrender.errors import Error
 from imdsrender.fetch import FetchFailed, Snapshot
 from imdsrender.render import (
@@ -67,7 +69,8 @@ class Templates:
         self.dir.mkdir(exist_ok=True)
         self.env = make_environment(str(self.dir))
 
-    def resource(self, name: str, keys: Optional[Iterable[str]] = None) -> Resource:
+    def resource(self, name: str, keys: Optional[Iterable[str]] = None,
+                 closure: Tuple[str, ...] = ()) -> Resource:
         """A Resource for *name*; keys derived like config does when not given."""
         if keys is None:
             source = (self.dir / name).read_text()
@@ -75,7 +78,7 @@ class Templates:
         else:
             derived = tuple(keys)
         return Resource(origin=ORIGIN, src=str(self.dir / name), template=name,
-                        dest="/etc/app/out", keys=derived)
+                        dest="/etc/app/out", keys=derived, closure=closure)
 
     def render(self, name: str, snapshot: Snapshot, keys: Optional[Iterable[str]] = None
                ) -> Rendered:
@@ -444,8 +447,11 @@ def test_renders_are_independent(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------- check_templates
 
-def resources_for(templates: Templates, names: Iterable[str]) -> Tuple[Resource, ...]:
-    return tuple(templates.resource(n, keys=()) for n in names)
+def resources_for(templates: Templates, names: Iterable[str],
+                  follow: bool = True) -> Tuple[Resource, ...]:
+    """Resources as config loads them: with their include closure (*follow*), or bare."""
+    return tuple(templates.resource(n, keys=(), closure=template_closure(str(templates.dir), n)
+                                    if follow else ()) for n in names)
 
 
 def test_check_templates_passes_good_templates(tmp_path: Path) -> None:
@@ -473,12 +479,34 @@ def test_check_templates_syntax_error(tmp_path: Path) -> None:
 def test_check_templates_missing_and_not_utf8(tmp_path: Path) -> None:
     templates = Templates(tmp_path, {})
     (templates.dir / "bad.j2").write_bytes(b"\xff")
+    # follow=False: check_templates' own compile, not config's parse, must catch these.
     with pytest.raises(ConfigError) as info:
-        check_templates(templates.env, resources_for(templates, ["gone.j2"]))
+        check_templates(templates.env, resources_for(templates, ["gone.j2"], follow=False))
     assert str(info.value) == (
         f"templates/gone.j2: template does not exist; looked in {templates.dir}")
     with pytest.raises(ConfigError) as info:
-        check_templates(templates.env, resources_for(templates, ["bad.j2"]))
+        check_templates(templates.env, resources_for(templates, ["bad.j2"], follow=False))
+    assert str(info.value) == "templates/bad.j2: not valid UTF-8; save it as UTF-8"
+    # Loaded by config, the same file fails there first, with the byte.
+    with pytest.raises(ConfigError) as info:
+        resources_for(templates, ["bad.j2"])
     assert str(info.value) == "templates/bad.j2:1: not valid UTF-8 (byte 1 of the file); " \
                               "save the file as UTF-8"
+
+
+def test_check_templates_compiles_the_closure_the_resource_carries(tmp_path: Path) -> None:
+    """Includes come from Resource.closure: render never parses them again to find them."""
+    templates = Templates(tmp_path, {"a.j2": "{% include 'b.j2' %}", "b.j2": "{{ x | nosuch }}"})
+    check_templates(templates.env, [templates.resource("a.j2", keys=())])  # a.j2 alone compiles
+    with pytest.raises(ConfigError, match="templates/b.j2:1: (?i:no filter named 'nosuch')"):
+        check_templates(templates.env, [templates.resource("a.j2", keys=(),
+                                                           closure=("a.j2", "b.j2"))])
+
+
+def test_render_never_imports_config() -> None:
+    code = ("import sys, imdsrender.render\n"
+            "print(','.join(m for m in ('imdsrender.config', 'yaml') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == ""
 

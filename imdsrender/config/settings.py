@@ -1,0 +1,85 @@
+"""Settings: imdsrender.yaml read into :class:`~imdsrender.model.Settings`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Dict, Optional
+from urllib.parse import urlsplit
+
+from yaml.nodes import Node
+
+from ..errors import ConfigError
+from ..model import MAX_CONCURRENCY, ImdsSettings, Settings
+from .yamldoc import Doc, compose
+
+log = logging.getLogger(__name__)
+
+_SETTINGS_FIELDS = ("imds", "cache_ttl", "concurrency")
+_IMDS_FIELDS = ("endpoint", "endpoint_mode", "token_ttl", "timeout", "retries",
+                "boot_wait", "allow_imdsv1")
+
+
+def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
+    """Settings from imdsrender.yaml; the defaults when there is none.
+
+    The file is optional in a confdir, but a file named with ``--config``
+    (*required*) must exist: a typo there must not silently mean defaults.
+    """
+    if path is None:
+        return Settings()
+    if not os.path.exists(path):
+        if required:
+            raise ConfigError(path, "no such file", "check the --config path")
+        log.debug("no settings file at %s; using defaults", path)
+        return Settings()
+    root = compose(path, path)
+    if root is None:
+        return Settings()
+    doc = Doc(path)
+    fields = doc.fields(root, _SETTINGS_FIELDS, "the settings file")
+    imds = _imds_settings(doc, fields["imds"]) if "imds" in fields else ImdsSettings()
+    return Settings(
+        imds=imds,
+        cache_ttl=doc.duration(fields["cache_ttl"], "cache_ttl")
+        if "cache_ttl" in fields else Settings.cache_ttl,
+        concurrency=doc.integer(fields["concurrency"], "concurrency", 1, MAX_CONCURRENCY)
+        if "concurrency" in fields else Settings.concurrency,
+    )
+
+
+def _imds_settings(doc: Doc, node: Node) -> ImdsSettings:
+    fields = doc.fields(node, _IMDS_FIELDS, "imds")
+    parsers: Dict[str, Callable[[Node], Any]] = {
+        "endpoint": lambda n: _endpoint(doc, n),
+        "endpoint_mode": lambda n: _endpoint_mode(doc, n),
+        "token_ttl": lambda n: doc.integer(n, "token_ttl", 1, 21600),
+        "timeout": lambda n: _positive_duration(doc, n, "timeout"),
+        "retries": lambda n: doc.integer(n, "retries", 0),
+        "boot_wait": lambda n: doc.duration(n, "boot_wait"),
+        "allow_imdsv1": lambda n: doc.boolean(n, "allow_imdsv1"),
+    }
+    return ImdsSettings(**{name: parsers[name](n) for name, n in fields.items()})
+
+
+def _endpoint(doc: Doc, node: Node) -> str:
+    url = doc.string(node, "endpoint").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(doc.at(node), f"endpoint {url!r} is not an http:// URL",
+                          "write e.g. http://169.254.169.254")
+    return url.rstrip("/")
+
+
+def _endpoint_mode(doc: Doc, node: Node) -> str:
+    mode = doc.string(node, "endpoint_mode").strip().lower()
+    if mode not in ("ipv4", "ipv6"):
+        raise ConfigError(doc.at(node), f"endpoint_mode must be ipv4 or ipv6, not {mode!r}")
+    return mode
+
+
+def _positive_duration(doc: Doc, node: Node, name: str) -> float:
+    seconds = doc.duration(node, name)
+    if seconds <= 0:
+        raise ConfigError(doc.at(node), f"{name} must be more than 0")
+    return seconds

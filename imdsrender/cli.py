@@ -265,9 +265,7 @@ def fetch_snapshot(job: Job, source: Source) -> Snapshot:
 
     plan = Plan.of(r.keys for r in job.resources)
     started = time.monotonic()
-    snapshot = fetch(plan, source, concurrency=job.settings.concurrency,
-                     max_depth=job.settings.imds.max_depth,
-                     max_run_bytes=job.settings.imds.max_run_bytes)
+    snapshot = fetch(plan, source, job.settings.fetch_limits())
     log.debug("fetched %d values for %d keys in %.0f ms", len(snapshot.values),
               len(plan.keys), (time.monotonic() - started) * 1000)
     return snapshot
@@ -484,7 +482,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     else:
         job = load_job(args)
         keys = [k for r in job.resources for k in r.keys]
-    snapshot = fetch(Plan.of([keys]), open_source(job), concurrency=job.settings.concurrency)
+    snapshot = fetch(Plan.of([keys]), open_source(job), job.settings.fetch_limits())
     for path, reason in sorted(snapshot.errors.items()):
         log.error("%s: %s", path, reason)
     values = fixture_from_snapshot(snapshot, include_credentials=args.include_credentials)
@@ -575,7 +573,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     job = _bare_job(args)
     keys = [normalize_key(k) for k in args.keys]
-    snapshot = fetch(Plan.of([keys]), open_source(job))
+    snapshot = fetch(Plan.of([keys]), open_source(job), job.settings.fetch_limits())
     code = EXIT_OK
     for key in keys:
         if is_dir(key):

@@ -1,8 +1,9 @@
 """Plan and fetch: every distinct path once, concurrently, into a Snapshot.
 
-The plan is the union of all resources' keys; directories are walked level
-by level, each level's requests in parallel.  The result is an immutable
-Snapshot that the renderer reads and never writes back to.
+The plan is the union of all resources' keys, all requested at once (up to
+the concurrency cap); a directory's children are requested as soon as its
+listing arrives, without waiting for the rest of its level.  The result is
+an immutable Snapshot that the renderer reads and never writes back to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import Error
 from .keys import covers, depth, glob_match, glob_root, is_dir, parse_listing, union
+from .model import FetchLimits
 from .source import NotFound, Source, SourceError, SourceUnavailable
 
 log = logging.getLogger(__name__)
@@ -104,18 +106,19 @@ class Plan:
         return cls(union(k for keys in key_lists for k in keys))
 
 
-def fetch(plan: Plan, source: Source, *, concurrency: int = 8, max_depth: int = 16,
-          max_run_bytes: int = 16 * 1024 * 1024) -> Snapshot:
+def fetch(plan: Plan, source: Source, limits: Optional[FetchLimits] = None) -> Snapshot:
     """Fetch every planned path concurrently and walk directories as listings arrive.
 
     A child is requested the moment its listing is in, not when the whole
     level is done.  A 404 makes that one path missing; any other failure is
     recorded in ``Snapshot.errors`` and fails only the resources that need
-    it.  ImdsUnavailable (and configuration errors) abort the run: nothing
-    should be rendered from a service that is not there.
+    it.  SourceUnavailable (and configuration errors) abort the run: nothing
+    should be rendered from a service that is not there.  *limits* come from
+    ``Settings.fetch_limits()``: concurrency, directory depth, bytes a run.
     """
-    walk = _Walk(source, max_depth, max_run_bytes)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency),
+    limits = limits or FetchLimits()
+    walk = _Walk(source, limits.max_depth, limits.max_run_bytes)
+    with ThreadPoolExecutor(max_workers=max(1, limits.concurrency),
                             thread_name_prefix="imds-fetch") as pool:
         pending: Dict[Future[bytes], str] = {}
 

@@ -39,10 +39,28 @@ class ImdsSettings:
 
 
 @dataclass(frozen=True)
+class FetchLimits:
+    """The caps of one fetch: requests in flight, directory depth, bytes a run.
+
+    The one place their defaults live; build it from the settings with
+    :meth:`Settings.fetch_limits`, so every command fetches under the same caps.
+    """
+
+    concurrency: int = 8
+    max_depth: int = ImdsSettings.max_depth
+    max_run_bytes: int = ImdsSettings.max_run_bytes
+
+
+@dataclass(frozen=True)
 class Settings:
     imds: ImdsSettings = field(default_factory=ImdsSettings)
     cache_ttl: float = 60.0
-    concurrency: int = 8
+    concurrency: int = FetchLimits.concurrency
+
+    def fetch_limits(self) -> FetchLimits:
+        """The caps every fetch of a run uses (run, get and snapshot alike)."""
+        return FetchLimits(concurrency=self.concurrency, max_depth=self.imds.max_depth,
+                           max_run_bytes=self.imds.max_run_bytes)
 
 
 @dataclass(frozen=True)

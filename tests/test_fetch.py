@@ -10,6 +10,7 @@ import pytest
 
 from imdsrender.fetch import FetchFailed, Plan, Snapshot, fetch
 from imdsrender.keys import glob_match, glob_root
+from imdsrender.model import FetchLimits, ImdsSettings, Settings
 from imdsrender.source import CachedSource, NotFound, SourceError, SourceUnavailable
 
 
@@ -106,7 +107,7 @@ def test_unavailable_aborts_the_run() -> None:
 def test_requests_overlap() -> None:
     answers = {f"/meta-data/k{i}": b"v" for i in range(20)}
     source = FakeSource(answers, delay=0.02)
-    fetch(Plan.of([list(answers)]), source, concurrency=8)
+    fetch(Plan.of([list(answers)]), source, FetchLimits(concurrency=8))
     assert source.max_in_flight > 1
     assert source.max_in_flight <= 8
 
@@ -121,14 +122,14 @@ def test_hostile_listing_entries_are_skipped() -> None:
 
 def test_depth_cap_names_the_path() -> None:
     answers = {"/meta-data/a/": b"b/", "/meta-data/a/b/": b"c/", "/meta-data/a/b/c/": b"x"}
-    snapshot = fetch(Plan.of([["/meta-data/a/"]]), FakeSource(answers), max_depth=3)
+    snapshot = fetch(Plan.of([["/meta-data/a/"]]), FakeSource(answers), FetchLimits(max_depth=3))
     assert "/meta-data/a/b/c/" in snapshot.errors
     assert "3-level" in snapshot.errors["/meta-data/a/b/c/"]
 
 
 def test_run_size_cap() -> None:
     answers = {"/meta-data/a": b"x" * 600, "/meta-data/b": b"y" * 600}
-    snapshot = fetch(Plan.of([list(answers)]), FakeSource(answers), max_run_bytes=1000)
+    snapshot = fetch(Plan.of([list(answers)]), FakeSource(answers), FetchLimits(max_run_bytes=1000))
     assert len(snapshot.errors) == 1
     assert "size cap" in next(iter(snapshot.errors.values()))
 
@@ -190,3 +191,10 @@ def test_snapshot_lookups() -> None:
 ])
 def test_glob_match_is_segment_aware(pattern: str, path: str, matches: bool) -> None:
     assert glob_match(pattern, path) is matches
+
+
+def test_fetch_limits_come_from_the_settings() -> None:
+    """One place for the caps: every command builds them with Settings.fetch_limits()."""
+    settings = Settings(concurrency=3, imds=ImdsSettings(max_depth=4, max_run_bytes=99))
+    assert settings.fetch_limits() == FetchLimits(concurrency=3, max_depth=4, max_run_bytes=99)
+    assert Settings().fetch_limits() == FetchLimits()  # the defaults agree

@@ -11,6 +11,7 @@ from imdsrender.config import ImdsSettings
 from imdsrender.emulator import Emulator
 from imdsrender.fetch import FetchFailed, Plan, Snapshot, fetch
 from imdsrender.imds.client import ImdsClient
+from imdsrender.model import Settings
 
 Make = Callable[..., Emulator]
 
@@ -18,8 +19,7 @@ Make = Callable[..., Emulator]
 def fetch_keys(emulator: Emulator, keys: Iterable[str], **settings: object) -> Snapshot:
     imds = ImdsSettings(**settings)  # type: ignore[arg-type]
     client = ImdsClient(imds, endpoint=emulator.url, environ={})
-    return fetch(Plan.of([list(keys)]), client, max_depth=imds.max_depth,
-                 max_run_bytes=imds.max_run_bytes)
+    return fetch(Plan.of([list(keys)]), client, Settings(imds=imds).fetch_limits())
 
 
 def tree(extra: Dict[str, Union[str, bytes, None]]) -> Dict[str, Union[str, bytes, None]]:

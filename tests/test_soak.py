@@ -33,6 +33,7 @@ from imdsrender.emulator import Emulator
 from imdsrender.fetch import Plan, Snapshot, fetch
 from imdsrender.fixture import FixtureSource, default_fixture
 from imdsrender.imds.client import ImdsClient
+from imdsrender.model import FetchLimits
 from tests.helpers import ROOT, ConfDir
 
 SEED = int(os.environ.get("SOAK_SEED", "11"))
@@ -57,7 +58,7 @@ def _client_rounds(url: str, plan: Plan) -> Tuple[int, List[Snapshot], int]:
     snapshots: List[Snapshot] = []
     end = time.monotonic() + CLIENT_SECONDS
     while not snapshots or time.monotonic() < end:
-        snapshots.append(fetch(plan, client, concurrency=2))
+        snapshots.append(fetch(plan, client, FetchLimits(concurrency=2)))
     return len(snapshots), snapshots, len(puts)
 
 

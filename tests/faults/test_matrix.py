@@ -28,7 +28,7 @@ def test_keepalive_sends_each_request_once() -> None:
 
     With urllib3 1.26, http.client's read1() never closed a fully read
     response, so every later request on the connection failed and was sent
-    again (fixed in client.py; this guards it, and the floors run uses 1.26).
+    again (fixed in imds/client.py; this guards it, and the floors run uses 1.26).
     """
     assert keepalive_duplicates() == 0
 

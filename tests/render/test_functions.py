@@ -1,105 +1,27 @@
-"""render.py: exact bytes out of templates, exact one-line errors with template:line."""
+"""render.functions and render.filters: exact bytes out of templates."""
 
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Tuple
 
-import jinja2
 import pytest
 
-from imdsrender.config import ConfigError, Resource, derive_keys, template_closure
 from imdsrender.errors import Error
-from imdsrender.fetch import FetchFailed, Snapshot
+from imdsrender.fetch import FetchFailed
 from imdsrender.render import (
     Pair,
     Rendered,
     RenderError,
-    check_templates,
-    make_environment,
     render,
 )
-
-ORIGIN = "conf.d/app.yaml:2"
-
-SEED_TEMPLATE = """\
-# Instance Configuration
-instance_id={{ getv("/meta-data/instance-id") }}
-instance_type={{ getv("/meta-data/instance-type") }}
-ami_id={{ getv("/meta-data/ami-id") }}
-name={{ getv("/meta-data/tags/instance/Name") }}
-environment={{ getv("/meta-data/tags/instance/Environment") }}
-availability_zone={{ getv("/meta-data/placement/availability-zone") }}
-local_ip={{ getv("/meta-data/local-ipv4") }}
-"""
-
-SEED_KEYS = (
-    "/meta-data/instance-id",
-    "/meta-data/instance-type",
-    "/meta-data/ami-id",
-    "/meta-data/tags/instance/Name",
-    "/meta-data/tags/instance/Environment",
-    "/meta-data/placement/availability-zone",
-    "/meta-data/local-ipv4",
+from tests.render.support import (
+    SEED_KEYS,
+    SEED_TEMPLATE,
+    SEED_VALUES,
+    one_template,
+    snap,
 )
-
-SEED_VALUES = {
-    "/meta-data/instance-id": b"i-1234567890abcdef0",
-    "/meta-data/instance-type": b"t3.micro",
-    "/meta-data/ami-id": b"ami-0abcdef1234567890",
-    "/meta-data/tags/instance/Name": b"web-1",
-    "/meta-data/tags/instance/Environment": b"production",
-    "/meta-data/placement/availability-zone": b"us-east-1a",
-    "/meta-data/local-ipv4": b"10.0.1.23",
-}
-
-
-class Templates:
-    """A templates/ directory in tmp_path plus the environment over it."""
-
-    def __init__(self, root: Path, files: Mapping[str, str]) -> None:
-        self.dir = root / "templates"
-        for name, text in files.items():
-            path = self.dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text.encode("utf-8"))
-        self.dir.mkdir(exist_ok=True)
-        self.env = make_environment(str(self.dir))
-
-    def resource(self, name: str, keys: Optional[Iterable[str]] = None,
-                 closure: Tuple[str, ...] = ()) -> Resource:
-        """A Resource for *name*; keys derived like config does when not given."""
-        if keys is None:
-            source = (self.dir / name).read_text()
-            derived = derive_keys(source, name, origin=ORIGIN, templates_dir=str(self.dir))
-        else:
-            derived = tuple(keys)
-        return Resource(origin=ORIGIN, src=str(self.dir / name), template=name,
-                        dest="/etc/app/out", keys=derived, closure=closure)
-
-    def render(self, name: str, snapshot: Snapshot, keys: Optional[Iterable[str]] = None
-               ) -> Rendered:
-        return render(self.env, self.resource(name, keys), snapshot)
-
-    def error(self, name: str, snapshot: Snapshot, keys: Optional[Iterable[str]] = None) -> str:
-        with pytest.raises(RenderError) as info:
-            self.render(name, snapshot, keys)
-        assert "\n" not in str(info.value)
-        return str(info.value)
-
-
-def snap(values: Mapping[str, bytes] = (), listings: Mapping[str, Tuple[str, ...]] = (),
-         errors: Mapping[str, str] = (), requested: Tuple[str, ...] = ()) -> Snapshot:
-    return Snapshot(values=dict(values), listings=dict(listings), errors=dict(errors),
-                    requested=requested)
-
-
-def one_template(tmp_path: Path, text: str, name: str = "t.j2", **extra: str) -> Templates:
-    return Templates(tmp_path, {name: text, **extra})
-
 
 # -------------------------------------------------------------------- seed
 
@@ -352,161 +274,3 @@ def test_sensitive_when_a_credentials_path_is_read(tmp_path: Path, text: str,
     listings = {"/meta-data/iam/security-credentials/": tuple(creds)}
     out = templates.render("t.j2", snap(creds, listings))
     assert out.sensitive is sensitive
-
-
-# ---------------------------------------------------- templates and errors
-
-def test_include_sees_the_functions_and_errors_name_the_included_file(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {"t.j2": 'top\n{% include "sub/inc.j2" %}',
-                                     "sub/inc.j2": 'a={{ getv("/a") }}\n\nb={{ getv("/b") }}\n'})
-    assert templates.render("t.j2", snap({"/meta-data/a": b"1", "/meta-data/b": b"2"})).content \
-        == b"top\na=1\n\nb=2\n"
-    assert templates.error("t.j2", snap({"/meta-data/a": b"1"})) == (
-        "templates/sub/inc.j2:3: key /meta-data/b is missing (IMDS has no such path); "
-        "give getv() a default, or test it with exists() first")
-
-
-def test_macros_imported_with_context_see_the_functions(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {
-        "t.j2": '{% import "m.j2" as m with context %}{{ m.row("/a") }}',
-        "m.j2": '{% macro row(k) %}{{ k }}={{ getv(k) }}{% endmacro %}'})
-    out = templates.render("t.j2", snap({"/meta-data/a": b"1"}), keys=["/meta-data/a"])
-    assert out.content == b"/a=1"
-
-
-def test_macros_imported_without_context_get_a_hint(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {
-        "t.j2": '{% import "m.j2" as m %}{{ m.row("/a") }}',
-        "m.j2": '{% macro row(k) %}\n{{ getv(k) }}{% endmacro %}'})
-    assert templates.error("t.j2", snap({"/meta-data/a": b"1"}), keys=["/meta-data/a"]) == (
-        "templates/m.j2:2: 'getv' is undefined; a macro file must be imported 'with context' "
-        "to use the template functions")
-
-
-def test_undefined_variables_are_errors(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, "a\n{{ nope }}")
-    assert templates.error("t.j2", snap()) == (
-        "templates/t.j2:2: 'nope' is undefined; define it, or test it with 'is defined' first")
-    templates = one_template(tmp_path, '{{ json("/d").missing }}')
-    assert templates.error("t.j2", snap({"/meta-data/d": b"{}"})) == (
-        "templates/t.j2:1: 'dict object' has no attribute 'missing'; "
-        "define it, or test it with 'is defined' first")
-
-
-def test_python_errors_in_templates_are_one_line(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, "\n\n{{ 1 // 0 }}")
-    assert templates.error("t.j2", snap()) == (
-        "templates/t.j2:3: ZeroDivisionError: integer division or modulo by zero")
-    templates = one_template(tmp_path, "{{ getv(5) }}")
-    assert templates.error("t.j2", snap(), keys=["/meta-data/"]) == (
-        "templates/t.j2:1: getv() needs a key string, not int")
-
-
-def test_key_with_hostile_characters_at_render_time(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, '{% set k = "/a?b" %}{{ getv(k) }}')
-    assert templates.error("t.j2", snap(), keys=["/meta-data/"]) == (
-        "templates/t.j2:1: invalid key '/a?b': 'a?b' is not allowed in a key; "
-        "write the plain metadata path, e.g. /meta-data/instance-id")
-
-
-def test_unencodable_output(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, '{{ json("/d").s }}')
-    assert templates.error("t.j2", snap({"/meta-data/d": b'{"s": "\\ud800"}'})) == (
-        "templates/t.j2: output holds text that is not encodable as UTF-8; "
-        "check the values that are written out")
-
-
-def test_missing_include_at_render_time(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, "x\n{% include 'gone.j2' %}")
-    assert templates.error("t.j2", snap(), keys=()) == (
-        f"templates/t.j2:2: template 'gone.j2' does not exist; looked in {templates.dir}")
-
-
-def test_syntax_error_at_render_time(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, "x\n{% if %}")
-    assert templates.error("t.j2", snap(), keys=()) == (
-        "templates/t.j2:2: Expected an expression, got 'end of statement block'; "
-        "run imdsrender check")
-
-
-def test_environment_settings(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, "<{{ '<&>' }}>\n")
-    env = templates.env
-    assert env.undefined is jinja2.StrictUndefined
-    assert env.keep_trailing_newline and not env.autoescape
-    assert templates.render("t.j2", snap(), keys=()).content == b"<<&>>\n"
-    assert env.get_template("t.j2") is env.get_template("t.j2")  # compiled once
-
-
-def test_renders_are_independent(tmp_path: Path) -> None:
-    templates = one_template(tmp_path, '{{ getv("/a") }}')
-    first = templates.render("t.j2", snap({"/meta-data/a": b"1"}))
-    second = templates.render("t.j2", snap({"/meta-data/a": b"2"}))
-    assert (first.content, second.content) == (b"1", b"2")
-
-
-# ---------------------------------------------------------- check_templates
-
-def resources_for(templates: Templates, names: Iterable[str],
-                  follow: bool = True) -> Tuple[Resource, ...]:
-    """Resources as config loads them: with their include closure (*follow*), or bare."""
-    return tuple(templates.resource(n, keys=(), closure=template_closure(str(templates.dir), n)
-                                    if follow else ()) for n in names)
-
-
-def test_check_templates_passes_good_templates(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {"a.j2": "{% include 'b.j2' %}{{ 'x' | b64encode }}",
-                                     "b.j2": "{{ getv('/x') }}"})
-    check_templates(templates.env, resources_for(templates, ["a.j2", "b.j2", "a.j2"]))
-
-
-def test_check_templates_finds_unknown_filters_in_includes(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {"a.j2": "ok\n{% include 'b.j2' %}",
-                                     "b.j2": "\n\n{{ getv('/x') | nosuch }}"})
-    with pytest.raises(ConfigError) as info:
-        check_templates(templates.env, resources_for(templates, ["a.j2"]))
-    # Jinja 3 says "No filter named 'nosuch'.", Jinja 2.11 "no filter named 'nosuch'"
-    assert str(info.value).lower().rstrip(".") == "templates/b.j2:3: no filter named 'nosuch'"
-
-
-def test_check_templates_syntax_error(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {"a.j2": "{% for %}"})
-    with pytest.raises(ConfigError) as info:
-        check_templates(templates.env, resources_for(templates, ["a.j2"]))
-    assert str(info.value).startswith("templates/a.j2:1: ")
-
-
-def test_check_templates_missing_and_not_utf8(tmp_path: Path) -> None:
-    templates = Templates(tmp_path, {})
-    (templates.dir / "bad.j2").write_bytes(b"\xff")
-    # follow=False: check_templates' own compile, not config's parse, must catch these.
-    with pytest.raises(ConfigError) as info:
-        check_templates(templates.env, resources_for(templates, ["gone.j2"], follow=False))
-    assert str(info.value) == (
-        f"templates/gone.j2: template does not exist; looked in {templates.dir}")
-    with pytest.raises(ConfigError) as info:
-        check_templates(templates.env, resources_for(templates, ["bad.j2"], follow=False))
-    assert str(info.value) == "templates/bad.j2: not valid UTF-8; save it as UTF-8"
-    # Loaded by config, the same file fails there first, with the byte.
-    with pytest.raises(ConfigError) as info:
-        resources_for(templates, ["bad.j2"])
-    assert str(info.value) == "templates/bad.j2:1: not valid UTF-8 (byte 1 of the file); " \
-                              "save the file as UTF-8"
-
-
-def test_check_templates_compiles_the_closure_the_resource_carries(tmp_path: Path) -> None:
-    """Includes come from Resource.closure: render never parses them again to find them."""
-    templates = Templates(tmp_path, {"a.j2": "{% include 'b.j2' %}", "b.j2": "{{ x | nosuch }}"})
-    check_templates(templates.env, [templates.resource("a.j2", keys=())])  # a.j2 alone compiles
-    with pytest.raises(ConfigError, match="templates/b.j2:1: (?i:no filter named 'nosuch')"):
-        check_templates(templates.env, [templates.resource("a.j2", keys=(),
-                                                           closure=("a.j2", "b.j2"))])
-
-
-def test_render_never_imports_config() -> None:
-    code = ("import sys, imdsrender.render\n"
-            "print(','.join(m for m in ('imdsrender.config', 'yaml') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == ""
-

@@ -18,6 +18,15 @@ from jinja2 import nodes
 from ..errors import ConfigError, Problem
 from ..keys import TEMPLATE_FUNCTIONS, InvalidKey, key_of_call
 
+# A problem and the template line it is on.
+Located = Tuple[int, Problem]
+
+
+def _order(located: Located) -> Tuple[int, str, str]:
+    """First by line, then by text, so the error reported never depends on walk order."""
+    line, problem = located
+    return line, problem.what, problem.hint
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -36,7 +45,7 @@ class Scan:
     name: str
     keys: Tuple[str, ...]
     functions: Tuple[str, ...]  # key functions it calls, for the import check
-    problems: Tuple[Tuple[int, str, str], ...]  # (line, what, hint): keys not derivable
+    problems: Tuple[Located, ...]  # keys not derivable, by line
     refs: Tuple[Ref, ...]
 
 
@@ -86,7 +95,7 @@ def scan_template(env: jinja2.Environment, source: str, name: str) -> Scan:
     tree = _parse(env, source, name)
     keys: List[str] = []
     functions: List[str] = []
-    problems: List[Tuple[int, str, str]] = []
+    problems: List[Located] = []
     called: Set[int] = set()
     for call in tree.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name in TEMPLATE_FUNCTIONS:
@@ -95,26 +104,26 @@ def scan_template(env: jinja2.Environment, source: str, name: str) -> Scan:
             try:
                 keys.append(_call_key(call, call.node.name, env))
             except Problem as exc:
-                problems.append((call.lineno, exc.what, exc.hint))
+                problems.append((call.lineno, exc))
     problems.extend(_bare_uses(tree, called))
     refs, ref_problems = _references(tree, env)
     problems.extend(ref_problems)
-    return Scan(name, tuple(keys), tuple(functions), tuple(sorted(problems)), refs)
+    return Scan(name, tuple(keys), tuple(functions), tuple(sorted(problems, key=_order)), refs)
 
 
-def _bare_uses(tree: nodes.Template, called: Set[int]) -> List[Tuple[int, str, str]]:
+def _bare_uses(tree: nodes.Template, called: Set[int]) -> List[Located]:
     """getv passed around as a value (``set f = getv``) hides its keys."""
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    return [(n.lineno, f"{n.name} is used other than as a direct call {n.name}(...)", "")
+    return [(n.lineno, Problem(f"{n.name} is used other than as a direct call {n.name}(...)"))
             for n in tree.find_all(nodes.Name)
             if n.name in TEMPLATE_FUNCTIONS and n.ctx == "load" and id(n) not in called
             and n.name not in assigned]
 
 
 def _references(tree: nodes.Template, env: jinja2.Environment
-                ) -> Tuple[Tuple[Ref, ...], List[Tuple[int, str, str]]]:
+                ) -> Tuple[Tuple[Ref, ...], List[Located]]:
     refs: List[Ref] = []
-    problems: List[Tuple[int, str, str]] = []
+    problems: List[Located] = []
     for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         try:
             value = _constant(node.template, env)  # type: ignore[attr-defined]
@@ -122,7 +131,7 @@ def _references(tree: nodes.Template, env: jinja2.Environment
             value = None
         names = (value,) if isinstance(value, str) else tuple(value or ())
         if not names or not all(isinstance(n, str) for n in names):
-            problems.append((node.lineno, "template name is not a literal", ""))
+            problems.append((node.lineno, Problem("template name is not a literal")))
             continue
         refs.append(Ref(
             names=names, line=node.lineno,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from yaml.nodes import Node
 
 from ..errors import ConfigError
+from ..imds.wire import MAX_TTL, MIN_TTL
 from ..model import MAX_CONCURRENCY, ImdsSettings, Settings
 from .yamldoc import Doc, compose
 
@@ -53,7 +54,7 @@ def _imds_settings(doc: Doc, node: Node) -> ImdsSettings:
     parsers: Dict[str, Callable[[Node], Any]] = {
         "endpoint": lambda n: _endpoint(doc, n),
         "endpoint_mode": lambda n: _endpoint_mode(doc, n),
-        "token_ttl": lambda n: doc.integer(n, "token_ttl", 1, 21600),
+        "token_ttl": lambda n: doc.integer(n, "token_ttl", MIN_TTL, MAX_TTL),
         "timeout": lambda n: _positive_duration(doc, n, "timeout"),
         "retries": lambda n: doc.integer(n, "retries", 0),
         "boot_wait": lambda n: doc.duration(n, "boot_wait"),

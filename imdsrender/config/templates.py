@@ -81,9 +81,9 @@ class Templates:
         keys: List[str] = []
         for scanned in self.closure(name):
             if scanned.problems:
-                line, what, hint = scanned.problems[0]
-                raise ConfigError(f"templates/{scanned.name}:{line}", what,
-                                  hint or _list_keys_hint(origin))
+                line, problem = scanned.problems[0]
+                raise problem.at(f"templates/{scanned.name}:{line}", ConfigError,
+                                 hint=_list_keys_hint(origin))
             self._refuse_contextless_imports(scanned)
             keys.extend(scanned.keys)
         return tuple(sorted(set(keys)))

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Optional, Tuple
 from ..quantities import ascii_int
 from ..source import SourceUnavailable
 from .endpoint import ImdsConfigError
-from .wire import TTL_HEADER
+from .wire import MAX_TTL, MIN_TTL, TTL_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
         return usable_token(body, endpoint), granted_ttl(headers, requested_ttl)
     if status == 400:
         raise ImdsConfigError("imds.token_ttl", f"IMDS rejected the token request "
-                              f"(400) for a TTL of {requested_ttl}", "use a TTL from 1 to 21600")
+                              f"(400) for a TTL of {requested_ttl}", f"use a TTL from {MIN_TTL} to {MAX_TTL}")
     if status in (403, 404, 405) and allow_imdsv1:
         log.warning("IMDSv2 unavailable (HTTP %s); falling back to IMDSv1 "
                     "because allow_imdsv1 is set", status)

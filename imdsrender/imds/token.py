@@ -70,8 +70,9 @@ def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
     if status == 200:
         return usable_token(body, endpoint), granted_ttl(headers, requested_ttl)
     if status == 400:
-        raise ImdsConfigError("imds.token_ttl", f"IMDS rejected the token request "
-                              f"(400) for a TTL of {requested_ttl}", f"use a TTL from {MIN_TTL} to {MAX_TTL}")
+        raise ImdsConfigError("imds.token_ttl",
+                              f"IMDS rejected the token request (400) for a TTL of {requested_ttl}",
+                              f"use a TTL from {MIN_TTL} to {MAX_TTL}")
     if status in (403, 404, 405) and allow_imdsv1:
         log.warning("IMDSv2 unavailable (HTTP %s); falling back to IMDSv1 "
                     "because allow_imdsv1 is set", status)

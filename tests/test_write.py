@@ -25,7 +25,7 @@ from imdsrender.write import (
     cleanup_stale,
     describe_failure,
     diff,
-    render_command,
+    fill_placeholders,
     run_command,
     stage_path,
     stage_pattern,
@@ -305,8 +305,8 @@ def test_run_command_does_not_wait_for_a_daemonised_child(tmp_path: Path) -> Non
         os.kill(int(pidfile.read_text()), 9)
 
 
-def test_render_command_quotes_paths() -> None:
-    cmd = render_command("check {{ src }} {{src}} {{.src}} --for {{ dest }}",
+def test_fill_placeholders_quotes_paths() -> None:
+    cmd = fill_placeholders("check {{ src }} {{src}} {{.src}} --for {{ dest }}",
                          src="/etc/my app/.a.imdsr-00000000.conf", dest="/etc/x.conf")
     q = "'/etc/my app/.a.imdsr-00000000.conf'"
     assert cmd == f"check {q} {q} {q} --for /etc/x.conf"

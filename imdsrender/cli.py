@@ -291,9 +291,9 @@ def render_and_write(job: Job, snapshot: Snapshot, recorder: Recorder) -> List[O
             if not job.noop:
                 cleanup_stale(resource.dest)
             outcome = sync(resource, rendered.content, sensitive=rendered.sensitive,
-                           noop=job.noop, run=recorder.command_runner(resource))
-        _log_outcome(resource, outcome, time.monotonic() - started)
-        recorder.resource_finished(resource.dest, outcome.status, time.monotonic() - started)
+                           noop=job.noop)
+        outcome = dataclasses.replace(outcome, seconds=time.monotonic() - started)
+        _log_outcome(resource, outcome, outcome.seconds)
         if job.noop and outcome.diff:
             _write_stdout(outcome.diff)
         outcomes.append(outcome)
@@ -357,7 +357,7 @@ def run_once(job: Job, recorder: Optional[Recorder] = None) -> int:
         with run_lock(job):
             return render_and_write(job, snapshot, chosen)
 
-    return exit_code(chosen.record(one_pass))
+    return exit_code(chosen.run_pass(one_pass))
 
 
 # --- commands ---------------------------------------------------------------
@@ -420,7 +420,7 @@ def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, cache: Ca
             reload.clear()
             job = _reload(job, args)
         try:
-            code = exit_code(recorder.record(one_pass, cache))
+            code = exit_code(recorder.run_pass(one_pass, cache))
             log.info("poll done: %s", "ok" if code == EXIT_OK else "some resources failed",
                      extra={"status": "ok" if code == EXIT_OK else "failed"})
         except Error as exc:

@@ -22,6 +22,11 @@ WOULD_WRITE = "would-write"
 FAILED = "failed"
 STATUSES = (UNCHANGED, WRITTEN, WOULD_WRITE, FAILED)
 
+# How a whole run (or poll) ended: metrics label runs with these, logs too.
+RUN_OK = "ok"  # no resource failed
+RUN_FAILED = "failed"  # some resource failed
+RUN_ERROR = "error"  # nothing rendered (IMDS unavailable, a usage error)
+
 # The commands a sync may run (StepResult.step).
 CHECK = "check"
 RELOAD = "reload"

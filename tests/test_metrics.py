@@ -31,14 +31,15 @@ from imdsrender.metrics import (
     StatusServer,
     error_reason,
     from_flags,
-    make_health_check,
     parse_addr,
     path_category,
     retry_reason,
     start_status_server,
     write_textfile,
 )
-from imdsrender.write import CommandResult, Outcome
+from imdsrender.imds.health import make_health_check
+from imdsrender.model import CHECK, NOT_STARTED, RELOAD, Outcome, StepResult
+from imdsrender.write import CommandResult, sync
 from tests.helpers import MetricKey, metric, parse_metrics
 
 SECRET_PATH = "/latest/meta-data/iam/security-credentials/web-role"
@@ -172,9 +173,8 @@ def test_each_metrics_has_its_own_registry() -> None:
 def test_run_finished_records_resources_and_timestamps() -> None:
     clock = iter([1000.0, 2000.0])
     metrics = Metrics(wall=lambda: next(clock))
-    metrics.resource_finished("/etc/a", "written", 0.25)
-    metrics.resource_finished("/etc/b", "failed", 0.5)
-    metrics.run_finished([Outcome("/etc/a", "written"), Outcome("/etc/b", "failed")], 1.5)
+    metrics.run_finished([Outcome("/etc/a", "written", seconds=0.25),
+                          Outcome("/etc/b", "failed", seconds=0.5)], 1.5)
     got = scrape(metrics)
     assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="written") == 1
     assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="failed") == 0
@@ -251,15 +251,15 @@ def test_details_shape() -> None:
     }
 
 
-def test_record_reports_a_pass_and_returns_its_outcomes(tmp_path) -> None:
+def test_run_pass_reports_a_pass_and_returns_its_outcomes(tmp_path) -> None:
     prom = tmp_path / "m.prom"
     metrics = Metrics(textfile=str(prom))
     outcomes = [Outcome("/etc/a", "written")]
-    assert metrics.record(lambda: outcomes) is outcomes
+    assert metrics.run_pass(lambda: outcomes) is outcomes
     assert metric(parse_metrics(prom.read_text()), "imdsrender_runs_total", result="ok") == 1
 
 
-def test_record_reports_a_failed_pass_and_reraises(tmp_path) -> None:
+def test_run_pass_reports_a_failed_pass_and_reraises(tmp_path) -> None:
     prom = tmp_path / "m.prom"
     metrics = Metrics(textfile=str(prom))
 
@@ -267,16 +267,16 @@ def test_record_reports_a_failed_pass_and_reraises(tmp_path) -> None:
         raise ImdsUnavailable("http://127.0.0.1:9", "no answer from IMDS")
 
     with pytest.raises(ImdsUnavailable):
-        metrics.record(unavailable)
+        metrics.run_pass(unavailable)
     got = parse_metrics(prom.read_text())  # written although the run failed
     assert metric(got, "imdsrender_runs_total", result="error") == 1
     assert metric(got, "confd_backend_healthy") == 0
 
 
-def test_recorder_record_without_metrics() -> None:
-    assert Recorder().record(lambda: []) == []
+def test_recorder_run_pass_without_metrics() -> None:
+    assert Recorder().run_pass(lambda: []) == []
     with pytest.raises(KeyboardInterrupt):
-        Recorder().record(lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+        Recorder().run_pass(lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
 # --- commands -------------------------------------------------------------------
@@ -288,51 +288,74 @@ def fake_runner(codes: List[int], seen: List[str]):
     return run
 
 
-def test_command_runner_records_check_and_reload() -> None:
+def test_commands_of_an_outcome_are_recorded_by_step() -> None:
     metrics = Metrics()
-    seen: List[str] = []
-    run = metrics.command_runner(resource("/etc/a", check="true", reload="false"),
-                                 fake_runner([0, 3], seen))
-    assert run("check one", 5.0).returncode == 0
-    assert run("reload one", 5.0).returncode == 3
-    assert seen == ["check one", "reload one"]
+    outcome = Outcome("/etc/a", "failed", steps=(StepResult(CHECK, 0.1, 0),
+                                                 StepResult(RELOAD, 0.2, 3)))
+    metrics.run_finished([outcome], 0.5)
     got = scrape(metrics)
     assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") == 0
     assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="reload") == 3
-    seconds = metric(got, "imdsrender_command_duration_seconds", dest="/etc/a", command="reload")
+    assert metric(got, "imdsrender_command_duration_seconds", dest="/etc/a",
+                  command="reload") == 0.2
+
+
+def test_sync_then_metrics_records_check_and_reload(tmp_path) -> None:
+    """The whole route: write.sync runs the commands, metrics reads the outcome."""
+    metrics = Metrics()
+    seen: List[str] = []
+    dest = str(tmp_path / "a")
+    outcome = sync(resource(dest, check="check one", reload="reload one"), b"x\n",
+                   run=fake_runner([0, 3], seen))
+    assert seen == ["check one", "reload one"]
+    metrics.run_finished([outcome], 0.1)
+    got = scrape(metrics)
+    assert metric(got, "imdsrender_command_exit_status", dest=dest, command="check") == 0
+    assert metric(got, "imdsrender_command_exit_status", dest=dest, command="reload") == 3
+    seconds = metric(got, "imdsrender_command_duration_seconds", dest=dest, command="reload")
     assert seconds is not None and seconds >= 0
 
 
-def test_command_runner_reload_only_and_unstartable() -> None:
+def test_reload_only_and_unstartable_command(tmp_path) -> None:
     metrics = Metrics()
 
     def broken(cmd: str, timeout: float) -> CommandResult:
         raise OSError(errno.ENOENT, "No such file or directory")
 
-    run = metrics.command_runner(resource("/etc/a", reload="x"), broken)
-    with pytest.raises(OSError):
-        run("x", 1.0)
+    dest = str(tmp_path / "a")
+    outcome = sync(resource(dest, reload="x"), b"x\n", run=broken)
+    assert outcome.failed and outcome.steps[0].returncode == NOT_STARTED
+    metrics.run_finished([outcome], 0.1)
     got = scrape(metrics)
-    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="reload") == 127
-    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") is None
+    assert metric(got, "imdsrender_command_exit_status", dest=dest, command="reload") == 127
+    assert metric(got, "imdsrender_command_exit_status", dest=dest, command="check") is None
 
 
-def test_command_runner_runs_real_commands() -> None:
+def test_real_commands_are_recorded(tmp_path) -> None:
     metrics = Metrics()
-    run = metrics.command_runner(resource("/etc/a", check="exit 4"))
-    assert run("exit 4", 10.0).returncode == 4
+    dest = str(tmp_path / "a")
+    outcome = sync(resource(dest, check="exit 4"), b"x\n")
+    metrics.run_finished([outcome], 0.1)
     got = scrape(metrics)
-    assert metric(got, "imdsrender_command_exit_status", dest="/etc/a", command="check") == 4
+    assert metric(got, "imdsrender_command_exit_status", dest=dest, command="check") == 4
 
 
-def test_recorder_is_a_no_op_with_the_plain_runner() -> None:
-    from imdsrender.write import run_command
+def test_a_dropped_resource_loses_its_command_series() -> None:
+    metrics = Metrics()
+    metrics.run_finished([Outcome("/etc/a", "written", steps=(StepResult(RELOAD, 0.1, 0),))], 1)
+    metrics.run_finished([Outcome("/etc/a", "unchanged")], 1)  # reload result is kept
+    assert metric(scrape(metrics), "imdsrender_command_exit_status", dest="/etc/a",
+                  command="reload") == 0
+    metrics.run_finished([Outcome("/etc/b", "unchanged")], 1)
+    assert metric(scrape(metrics), "imdsrender_command_exit_status", dest="/etc/a",
+                  command="reload") is None
 
+
+def test_recorder_is_a_no_op() -> None:
     recorder = Recorder()
     recorder.request("get", "/x", 200, 0.1)
-    recorder.resource_finished("/etc/a", "written", 0.1)
-    recorder.run_finished([Outcome("/etc/a", "written")], 0.1)
-    assert recorder.command_runner(resource("/etc/a")) is run_command
+    recorder.run_finished([Outcome("/etc/a", "written", seconds=0.1)], 0.1)
+    assert not hasattr(recorder, "command_runner")  # write is never wrapped by metrics
 
 
 # --- textfile ---------------------------------------------------------------------

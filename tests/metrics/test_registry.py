@@ -1,115 +1,29 @@
-"""imdsrender.metrics on its own: hooks -> exposition, textfile, status server, health check.
-
-Expositions are read back with prometheus-client's own text parser, so
-what is asserted is what Prometheus and node_exporter would see.
-"""
+"""metrics.registry and recorder: hooks and outcomes -> exposition, read back with
+prometheus-client's own parser (what Prometheus and node_exporter would see)."""
 
 from __future__ import annotations
 
 import errno
-import http.client
-import json
-import os
-import socket
-import stat
 import subprocess
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 
 from imdsrender.client import ImdsUnavailable
-from imdsrender.config import ImdsSettings, Resource
-from imdsrender.emulator import Emulator
 from imdsrender.errors import UsageError
-from imdsrender.source import CachedSource
 from imdsrender.metrics import (
     Metrics,
-    MetricsError,
     MetricsUnavailable,
     Recorder,
-    StatusServer,
-    error_reason,
     from_flags,
     parse_addr,
-    path_category,
-    retry_reason,
-    start_status_server,
-    write_textfile,
 )
-from imdsrender.imds.health import make_health_check
 from imdsrender.model import CHECK, NOT_STARTED, RELOAD, Outcome, StepResult
+from imdsrender.source import CachedSource
 from imdsrender.write import CommandResult, sync
-from tests.helpers import MetricKey, metric, parse_metrics
-
-SECRET_PATH = "/latest/meta-data/iam/security-credentials/web-role"
-
-
-
-
-def scrape(metrics: Metrics) -> Dict[MetricKey, float]:
-    return parse_metrics(metrics.exposition().decode())
-
-
-class FakeSource:
-    """A Source answering from a dict (missing keys: NotFound)."""
-
-    def __init__(self, values: Dict[str, bytes]) -> None:
-        self.values = values
-
-    def get(self, path: str) -> bytes:
-        from imdsrender.client import NotFound
-
-        if path not in self.values:
-            raise NotFound(path, "not found (404)")
-        return self.values[path]
-
-
-def resource(dest: str, check: Optional[str] = None, reload: Optional[str] = None) -> Resource:
-    return Resource(origin="conf.d/t.yaml:1", src="/t/t.j2", template="t.j2", dest=dest,
-                    keys=(), check_cmd=check, reload_cmd=reload)
-
-
-# --- labels -------------------------------------------------------------------
-
-@pytest.mark.parametrize("path, category", [
-    ("/latest/api/token", "token"),
-    (SECRET_PATH, "meta-data"),
-    ("/latest/meta-data/", "meta-data"),
-    ("/latest/dynamic/instance-identity/document", "dynamic"),
-    ("/latest/user-data", "user-data"),
-    ("/meta-data/instance-id", "meta-data"),
-    ("/latest/", "other"),
-    ("/latest/api/other", "other"),
-    ("/something/else", "other"),
-    ("", "other"),
-])
-def test_path_category_is_bounded(path: str, category: str) -> None:
-    assert path_category(path) == category
-
-
-@pytest.mark.parametrize("operation, status, reason", [
-    ("get", 200, None), ("get", 404, None), ("list", 404, None), ("token", 404, "not_found"),
-    ("get", None, "no_answer"), ("get", 401, "unauthorized"), ("token", 403, "forbidden"),
-    ("get", 429, "throttled"), ("get", 500, "server_error"), ("get", 503, "server_error"),
-    ("get", 301, "redirect"), ("token", 400, "client_error"), ("token", 405, "client_error"),
-])
-def test_error_reason(operation: str, status: Optional[int], reason: Optional[str]) -> None:
-    assert error_reason(operation, status) == reason
-
-
-@pytest.mark.parametrize("text, label", [
-    ("HTTP 503", "http_503"), ("HTTP 429", "http_429"),
-    ("connect timed out", "connect_timeout"), ("read timed out", "read_timeout"),
-    ("connection failed: [Errno 111] Connection refused", "connection_failed"),
-    ("connection error: ('Connection aborted.', RemoteDisconnected())", "connection_error"),
-    ("short body (3 of 19 bytes)", "short_body"),
-    ("body not complete before the request deadline", "deadline"),
-    ("HTTP banana", "other"), ("something new", "other"),
-])
-def test_retry_reason_is_bounded(text: str, label: str) -> None:
-    assert retry_reason(text) == label
-
+from tests.helpers import metric, parse_metrics
+from tests.metrics.helpers import SECRET_PATH, FakeSource, resource, scrape
 
 # --- hooks -> exposition --------------------------------------------------------
 
@@ -358,45 +272,6 @@ def test_recorder_is_a_no_op() -> None:
     assert not hasattr(recorder, "command_runner")  # write is never wrapped by metrics
 
 
-# --- textfile ---------------------------------------------------------------------
-
-def test_textfile_is_written_atomically_and_parses_back(tmp_path) -> None:
-    path = tmp_path / "imdsrender.prom"
-    path.write_text("old\n")
-    metrics = Metrics(textfile=str(path))
-    metrics.request("get", SECRET_PATH, 200, 0.01)
-    metrics.run_finished([Outcome("/etc/a", "written")], 0.3)
-    got = parse_metrics(path.read_text())
-    assert metric(got, "confd_backend_request_total", operation="get", category="meta-data",
-                  code="200") == 1
-    assert metric(got, "imdsrender_resource_status", dest="/etc/a", status="written") == 1
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert sorted(os.listdir(tmp_path)) == ["imdsrender.prom"]
-    assert path.read_bytes() == metrics.exposition()
-
-
-def test_textfile_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch) -> None:
-    path = tmp_path / "imdsrender.prom"
-    path.write_text("old\n")
-
-    def refuse(src: str, dst: str) -> None:
-        raise OSError(errno.EXDEV, "Invalid cross-device link")
-
-    monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(MetricsError) as caught:
-        write_textfile(str(path), Metrics())
-    assert str(caught.value).startswith("--metrics-textfile: writing ")
-    assert path.read_text() == "old\n"
-    assert sorted(os.listdir(tmp_path)) == ["imdsrender.prom"]
-
-
-def test_textfile_error_in_run_finished_is_logged_not_raised(tmp_path, caplog) -> None:
-    metrics = Metrics(textfile=str(tmp_path / "gone" / "x.prom"))
-    metrics.run_finished([], 0.1)
-    assert "--metrics-textfile: writing" in caplog.text
-    assert "gone" in caplog.text
-
-
 # --- flags ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
@@ -464,190 +339,3 @@ def test_module_imports_without_prometheus_client() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "imported\n"
-
-
-# --- status server -----------------------------------------------------------------
-
-class Switch:
-    """A health check whose answer the test flips."""
-
-    def __init__(self) -> None:
-        self.up = True
-        self.calls = 0
-
-    def __call__(self) -> Tuple[bool, str]:
-        self.calls += 1
-        return (True, "IMDS issued a token") if self.up else (False, "IMDS down")
-
-
-def get(server: StatusServer, path: str, host: str = "127.0.0.1") -> Tuple[int, str, bytes]:
-    conn = http.client.HTTPConnection(host, server.port, timeout=10)
-    try:
-        conn.request("GET", path)
-        reply = conn.getresponse()
-        return reply.status, reply.getheader("Content-Type") or "", reply.read()
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def served():
-    metrics = Metrics()
-    switch = Switch()
-    server = StatusServer("127.0.0.1:0", metrics, switch, min_interval=0.0,
-                          wall=lambda: 1714552262.25).start()
-    yield server, metrics, switch
-    server.stop()
-
-
-def test_health_and_metrics_over_http(served) -> None:
-    server, metrics, _ = served
-    metrics.request("get", SECRET_PATH, 200, 0.01)
-    assert get(server, "/health") == (200, "text/plain; charset=utf-8", b"ok\n")
-    status, ctype, body = get(server, "/metrics")
-    assert status == 200 and ctype.startswith("text/plain; version=")
-    assert metric(parse_metrics(body.decode()), "confd_backend_request_total", operation="get",
-                  category="meta-data", code="200") == 1
-    assert get(server, "/nope")[0] == 404
-
-
-def test_ready_follows_the_health_check(served) -> None:
-    server, metrics, switch = served
-    assert get(server, "/ready") == (200, "text/plain; charset=utf-8", b"ok\n")
-    assert metric(scrape(metrics), "confd_backend_healthy") == 1
-    switch.up = False
-    assert get(server, "/ready") == (503, "text/plain; charset=utf-8", b"not ready: IMDS down\n")
-    assert metric(scrape(metrics), "confd_backend_healthy") == 0
-    switch.up = True
-    assert get(server, "/ready")[0] == 200
-
-
-def test_ready_detailed_json_shape(served) -> None:
-    server, metrics, switch = served
-    cache = CachedSource(FakeSource({"/a": b"1"}), 60.0)
-    cache.get("/a")
-    cache.get("/a")
-    metrics.run_finished([Outcome("/etc/app.conf", "written")], 0.1, cache=cache)
-    status, ctype, body = get(server, "/ready/detailed")
-    assert (status, ctype) == (200, "application/json")
-    report = json.loads(body)
-    assert sorted(report) == ["checked_at", "details", "duration_ms", "healthy", "message"]
-    assert report["healthy"] is True and report["message"] == "IMDS issued a token"
-    assert report["checked_at"] == "2024-05-01T08:31:02.250Z"
-    assert isinstance(report["duration_ms"], float) and report["duration_ms"] >= 0
-    details = report["details"]
-    assert {k: details[k] for k in ("cache_entries", "cache_ttl", "cache_hits", "cache_misses",
-                                    "resources")} == {
-        "cache_entries": 1, "cache_ttl": 60.0, "cache_hits": 1, "cache_misses": 1,
-        "resources": {"/etc/app.conf": "written"}}
-    switch.up = False
-    status, _, body = get(server, "/ready/detailed")
-    assert status == 503
-    assert json.loads(body)["healthy"] is False
-    assert json.loads(body)["message"] == "IMDS down"
-
-
-def test_checks_are_reused_within_min_interval() -> None:
-    now = [0.0]
-    switch = Switch()
-    server = StatusServer("127.0.0.1:0", Metrics(), switch, min_interval=5.0,
-                          clock=lambda: now[0])
-    with server:
-        assert get(server, "/ready")[0] == 200
-        switch.up = False
-        assert get(server, "/ready")[0] == 200  # within 5 s: the last answer stands
-        assert switch.calls == 1
-        now[0] = 5.0
-        assert get(server, "/ready")[0] == 503
-        assert switch.calls == 2
-
-
-def test_a_crashing_check_answers_503() -> None:
-    def boom() -> Tuple[bool, str]:
-        raise RuntimeError("bug")
-
-    with StatusServer("127.0.0.1:0", Metrics(), boom, min_interval=0.0) as server:
-        assert get(server, "/ready") == (503, "text/plain; charset=utf-8",
-                                         b"not ready: health check failed: bug\n")
-
-
-def test_binds_only_the_address_given(served) -> None:
-    server, _, _ = served
-    assert server._server.server_address[0] == "127.0.0.1"
-    probe = socket.socket()
-    try:
-        probe.settimeout(5)
-        # 127.0.0.2 is this machine too, but not the address we were given.
-        assert probe.connect_ex(("127.0.0.2", server.port)) == errno.ECONNREFUSED
-    finally:
-        probe.close()
-
-
-def test_stop_releases_the_port() -> None:
-    server = StatusServer("127.0.0.1:0", Metrics(), Switch()).start()
-    port = server.port
-    assert get(server, "/health")[0] == 200
-    server.stop()
-    server.stop()  # idempotent
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
-    with socket.socket() as again:
-        again.bind(("127.0.0.1", port))
-
-
-def test_port_in_use_is_a_usage_error() -> None:
-    with StatusServer("127.0.0.1:0", Metrics(), Switch()) as first, \
-            pytest.raises(UsageError) as caught:
-        StatusServer(f"127.0.0.1:{first.port}", Metrics(), Switch())
-    assert str(caught.value).startswith(f"--metrics-addr: cannot listen on 127.0.0.1:{first.port}")
-
-
-def test_access_log_goes_to_logging_not_stderr(served, capfd) -> None:
-    server, _, _ = served
-    get(server, "/health")
-    assert capfd.readouterr().err == ""
-
-
-# --- the real IMDS health check ---------------------------------------------------------
-
-def test_health_check_asks_imds_for_a_fresh_token_each_time(emulator: Emulator) -> None:
-    check = make_health_check(ImdsSettings(), endpoint=emulator.url)
-    assert check() == (True, "IMDS issued a token")
-    assert check() == (True, "IMDS issued a token")
-    assert emulator.count("PUT", "/latest/api/token") == 2
-
-
-def test_health_check_sees_faults_and_no_answer(emulator: Emulator) -> None:
-    check = make_health_check(ImdsSettings(), endpoint=emulator.url)
-    emulator.add_fault("/latest/api/token", method="PUT", status=500, times=1)
-    healthy, message = check()
-    assert not healthy and "HTTP 500" in message
-    assert emulator.count("PUT", "/latest/api/token") == 1  # no retries in a probe
-    emulator.stop()
-    healthy, message = check()
-    assert not healthy and "no answer from IMDS" in message
-
-
-def test_health_check_with_fixture_data() -> None:
-    healthy, message = make_health_check(ImdsSettings(), data="/tmp/f.json")()
-    assert healthy and "--data" in message
-
-
-def test_ready_with_real_imds_up_then_down(emulator: Emulator) -> None:
-    metrics = Metrics()
-    server = start_status_server("127.0.0.1:0", metrics, ImdsSettings(), endpoint=emulator.url,
-                                 min_interval=0.0)
-    try:
-        assert get(server, "/ready")[0] == 200
-        emulator.stop()
-        status, _, body = get(server, "/ready")
-        assert status == 503 and body.startswith(b"not ready: ")
-        report = json.loads(get(server, "/ready/detailed")[2])
-        assert report["healthy"] is False
-    finally:
-        server.stop()
-
-
-def test_start_status_server_needs_metrics() -> None:
-    with pytest.raises(UsageError):
-        start_status_server("127.0.0.1:0", Recorder(), ImdsSettings())

@@ -33,7 +33,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Error as exc:
         log.debug("traceback", exc_info=True)
         if args.log_format == "json":  # stderr stays one JSON object a line
-            log.error("%s", exc, extra={"status": "failed"})
+            from ..model import RUN_FAILED  # not at the top: --version must stay light
+
+            log.error("%s", exc, extra={"status": RUN_FAILED})
         else:
             sys.stderr.write(f"imdsrender: {exc}\n")
         return exc.exit_code

@@ -65,7 +65,7 @@ def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, cache: Ca
         try:
             result = RUN_OK if exit_code(recorder.run_pass(one_pass, cache)) == EXIT_OK \
                 else RUN_FAILED
-            log.info("poll done: %s", "ok" if result == RUN_OK else "some resources failed",
+            log.info("poll done: %s", RUN_OK if result == RUN_OK else "some resources failed",
                      extra={"status": result})
         except Error as exc:
             log.error("poll failed: %s", exc, extra={"status": RUN_FAILED})

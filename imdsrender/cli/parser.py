@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, NamedTuple
 
 from ..errors import UsageError
 from ..quantities import ascii_int, parse_duration
 from . import DEFAULT_CONFDIR, EXIT_USAGE
 
 
-@dataclass(frozen=True)
-class CommandInfo:
+class CommandInfo(NamedTuple):
     """A subcommand: the module under imdsrender.cli.commands that runs it, and its help."""
 
     module: str

@@ -20,6 +20,17 @@ UNCHANGED = "unchanged"
 WRITTEN = "written"
 WOULD_WRITE = "would-write"
 FAILED = "failed"
+STATUSES = (UNCHANGED, WRITTEN, WOULD_WRITE, FAILED)
+
+# How a whole run (or poll) ended: metrics label runs with these, logs too.
+RUN_OK = "ok"  # no resource failed
+RUN_FAILED = "failed"  # some resource failed
+RUN_ERROR = "error"  # nothing rendered (IMDS unavailable, a usage error)
+
+# The commands a sync may run (StepResult.step).
+CHECK = "check"
+RELOAD = "reload"
+NOT_STARTED = 127  # StepResult.returncode of a command that could not start, as sh says
 
 
 @dataclass(frozen=True)
@@ -85,14 +96,31 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class StepResult:
+    """One check_cmd or reload_cmd that ran: what metrics and logs read about it."""
+
+    step: str  # CHECK | RELOAD
+    seconds: float
+    returncode: int  # negative: killed by that signal; NOT_STARTED: could not start
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What :func:`sync` did for one resource; ``diff`` is redacted when sensitive."""
+    """What the write step did for one resource; ``diff`` is redacted when sensitive.
+
+    ``steps`` are the commands that ran, in order; ``seconds`` is the time to
+    render and write the resource (commands included), set by the caller
+    that timed both.  Metrics are built from outcomes alone.
+    """
 
     dest: str
     status: str  # UNCHANGED | WRITTEN | WOULD_WRITE | FAILED
     reloaded: bool = False
     diff: Optional[str] = None
     error: Optional[Error] = None  # the render or write error that failed it
+    steps: Tuple[StepResult, ...] = ()
+    seconds: float = 0.0
 
     @property
     def failed(self) -> bool:

@@ -1,19 +1,16 @@
-"""write.py against real files and real /bin/sh commands (we run as root for chown)."""
+"""write.sync against real files and real /bin/sh commands (we run as root for chown)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
 import stat
-import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
-from imdsrender.config import Resource
 from imdsrender.errors import Error
 from imdsrender.write import (
     FAILED,
@@ -22,72 +19,10 @@ from imdsrender.write import (
     WRITTEN,
     CommandResult,
     WriteError,
-    cleanup_stale,
-    describe_failure,
-    diff,
-    render_command,
-    run_command,
-    stage_path,
     stage_pattern,
     sync,
 )
-
-NOBODY = 65534
-SECRET = "AKIAEXAMPLESECRET"
-
-
-def make(dest: Path, **fields: object) -> Resource:
-    base = Resource(origin="conf.d/app.yaml:3", src="/etc/imdsrender/templates/app.conf.j2",
-                    template="app.conf.j2", dest=str(dest), keys=("/meta-data/instance-id",))
-    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
-
-
-def listing(directory: Path) -> List[str]:
-    return sorted(os.listdir(directory))
-
-
-def lines_of(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def alive(pid: int) -> bool:
-    """True while *pid* runs; a zombie (no reaping init in containers) counts as gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-def wait_gone(pid: int) -> bool:
-    """Bounded wait for a killed process to disappear (SIGKILL is not synchronous)."""
-    for _ in range(100):
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture
-def etc(tmp_path: Path) -> Path:
-    d = tmp_path / "etc" / "app"
-    d.mkdir(parents=True)
-    return d
-
-
-@pytest.fixture
-def reloads(tmp_path: Path) -> Path:
-    return tmp_path / "reloads.log"
-
-
-@pytest.fixture
-def umask_077() -> Iterator[None]:
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
+from tests.write.helpers import NOBODY, SECRET, lines_of, listing, make, wait_gone
 
 # --------------------------------------------------------------------------- writing
 
@@ -267,51 +202,6 @@ def test_check_timeout_kills_the_whole_process_group(etc: Path, tmp_path: Path) 
     assert listing(etc) == ["app.conf"]
 
 
-def test_run_command_escalates_to_sigkill(tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
-    # an ignored SIGTERM is inherited by the child: only SIGKILL ends it
-    result = run_command(f"trap '' TERM; sleep 100 & echo $! > {pidfile}; wait", 0.3,
-                         kill_grace=0.2)
-    assert result.timed_out and not result.ok
-    assert wait_gone(int(pidfile.read_text()))
-
-
-def test_run_command_captures_bounded_output_and_inherits_env(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IMDSR_TEST_VAR", "from-parent")
-    result = run_command("head -c 100000 /dev/zero | tr '\\0' a; echo; "
-                         "echo \"$IMDSR_TEST_VAR\" >&2; exit 7", 30)
-    assert (result.returncode, result.timed_out, result.ok) == (7, False, False)
-    assert len(result.stdout) == 4096 and result.stdout.endswith(b"aaa\n")
-    assert result.stderr == b"from-parent\n"
-
-
-def test_run_command_success_and_signal_description() -> None:
-    assert run_command("exit 0", 30).ok
-    killed = run_command("kill -9 $$", 30)
-    assert killed.returncode == -9
-    assert describe_failure("check_cmd", killed, 30, sensitive=False) == \
-        "check_cmd killed by SIGKILL (no output)"
-
-
-def test_run_command_does_not_wait_for_a_daemonised_child(tmp_path: Path) -> None:
-    # a reload that leaves a background process holding stdout must still return
-    pidfile = tmp_path / "daemon.pid"
-    result = run_command(f"sleep 100 & echo $! > {pidfile}; echo started", 30)
-    try:
-        assert result.ok and not result.timed_out
-        assert result.stdout == b"started\n"
-    finally:
-        os.kill(int(pidfile.read_text()), 9)
-
-
-def test_render_command_quotes_paths() -> None:
-    cmd = render_command("check {{ src }} {{src}} {{.src}} --for {{ dest }}",
-                         src="/etc/my app/.a.imdsr-00000000.conf", dest="/etc/x.conf")
-    q = "'/etc/my app/.a.imdsr-00000000.conf'"
-    assert cmd == f"check {q} {q} {q} --for /etc/x.conf"
-
-
 # --------------------------------------------------------------------------- rename, reload
 
 
@@ -368,24 +258,6 @@ def test_shell_that_cannot_start_is_a_failure(etc: Path) -> None:
     assert listing(etc) == []
 
 
-def test_stage_name_collision_takes_the_next_token(etc: Path) -> None:
-    dest = etc / "app.conf"
-    taken = Path(stage_path(str(dest), "aaaaaaaa"))
-    taken.write_text("someone else's")
-    tokens = iter(["aaaaaaaa", "bbbbbbbb"])
-    seen: List[str] = []
-
-    def runner(cmd: str, timeout: float) -> CommandResult:
-        seen.append(cmd)
-        return CommandResult(cmd, 0, False, b"", b"")
-
-    out = sync(make(dest, check_cmd="check {{ src }}"), b"x", run=runner,
-               token=lambda: next(tokens))
-    assert out.status == WRITTEN
-    assert seen == [f"check {etc}/.app.imdsr-bbbbbbbb.conf"]
-    assert taken.read_text() == "someone else's"
-
-
 # --------------------------------------------------------------------------- noop and diff
 
 
@@ -430,22 +302,6 @@ def test_noop_when_up_to_date_is_unchanged(etc: Path) -> None:
     assert (out.status, out.diff) == (UNCHANGED, None)
 
 
-def test_diff_mode_only_and_identical() -> None:
-    assert diff("/d", b"x\n", b"x\n", sensitive=False, old_mode=0o644, new_mode=0o644) == ""
-    assert diff("/d", b"x\n", b"x\n", sensitive=True, old_mode=0o644, new_mode=0o600) == \
-        "old mode 0644\nnew mode 0600\n--- /d\n+++ /d\n"
-
-
-def test_diff_keeps_undecodable_bytes() -> None:
-    text = diff("/d", b"\xff\n", b"\xfe\n", sensitive=False)
-    assert text.encode("utf-8", "surrogateescape") == b"--- /d\n+++ /d\n@@ -1 +1 @@\n-\xff\n+\xfe\n"
-
-
-def test_diff_splits_on_newline_only() -> None:
-    text = diff("/d", b"a\x0cb\n", b"a\x0cc\n", sensitive=False)
-    assert text == "--- /d\n+++ /d\n@@ -1 +1 @@\n-a\x0cb\n+a\x0cc\n"
-
-
 # --------------------------------------------------------------------------- sensitive
 
 
@@ -484,42 +340,21 @@ def test_non_sensitive_diff_is_logged_at_debug(etc: Path,
     assert any(m == f"{etc}/a.conf: written" for m in messages)
 
 
-# --------------------------------------------------------------------------- stale stage files
+def test_outcome_records_each_command_that_ran(etc: Path) -> None:
+    from imdsrender.model import CHECK, RELOAD
+
+    outcome = sync(make(etc / "a.conf", check_cmd="true", reload_cmd="exit 3"), b"x\n")
+    assert outcome.failed and outcome.status == FAILED
+    assert [(s.step, s.returncode, s.timed_out) for s in outcome.steps] == \
+        [(CHECK, 0, False), (RELOAD, 3, False)]
+    assert all(s.seconds >= 0 for s in outcome.steps)
+    assert sync(make(etc / "a.conf", check_cmd="true", reload_cmd="exit 3"),
+                b"x\n").steps == ()  # unchanged: nothing ran
 
 
-def test_cleanup_stale_removes_only_ours(etc: Path) -> None:
-    dest = etc / "app.conf"
-    ours = [".app.imdsr-0123abcd.conf", ".app.imdsr-zzzz9999.conf"]
-    not_ours = ["app.conf", ".app.imdsr-0123abcd.txt", ".app.imdsr-0123.conf",
-                ".other.imdsr-0123abcd.conf", ".app.conf.swp", ".app.imdsr-0123abcd.conf.bak",
-                "x.app.imdsr-0123abcd.conf"]
-    for name in ours + not_ours:
-        (etc / name).write_text(name)
-    (etc / ".app.imdsr-dir00000.conf").mkdir()
-    removed = cleanup_stale(str(dest))
-    assert sorted(removed) == sorted(str(etc / n) for n in ours)
-    assert listing(etc) == sorted(not_ours + [".app.imdsr-dir00000.conf"])
+def test_outcome_records_a_timed_out_check(etc: Path) -> None:
+    from imdsrender.model import CHECK
 
-
-def test_cleanup_stale_spares_young_files_and_missing_dirs(etc: Path, tmp_path: Path) -> None:
-    dest = etc / "app.conf"
-    young = etc / ".app.imdsr-00000000.conf"
-    young.write_text("in progress")
-    mtime = young.stat().st_mtime
-    assert cleanup_stale(str(dest), min_age=60, clock=lambda: mtime + 10) == []
-    assert cleanup_stale(str(dest), min_age=60, clock=lambda: mtime + 61) == [str(young)]
-    assert cleanup_stale(str(tmp_path / "nowhere" / "app.conf")) == []
-
-
-@pytest.mark.parametrize("name, staged", [
-    ("app.conf", ".app.imdsr-TOKEN.conf"),
-    ("app", ".app.imdsr-TOKEN"),
-    ("a.tar.gz", ".a.tar.imdsr-TOKEN.gz"),
-    (".env", "..env.imdsr-TOKEN"),
-])
-def test_stage_names(name: str, staged: str, tmp_path: Path) -> None:
-    dest = str(tmp_path / name)
-    path = stage_path(dest, "0a1b2c3d")
-    assert path == str(tmp_path / staged.replace("TOKEN", "0a1b2c3d"))
-    assert stage_pattern(dest).match(os.path.basename(path))
-
+    outcome = sync(make(etc / "a.conf", check_cmd="sleep 30", check_timeout=0.2), b"x\n")
+    assert outcome.failed
+    assert [(s.step, s.timed_out) for s in outcome.steps] == [(CHECK, True)]

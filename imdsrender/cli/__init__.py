@@ -1,0 +1,48 @@
+"""Command line: flags, modes (onetime / interval), subcommands, exit codes.
+
+The CLI only wires the modules together: config -> plan -> fetch -> render
+-> write.  :mod:`.parser` holds the flags and a table of subcommands whose
+modules (:mod:`.commands`) are imported only when chosen, so
+``imdsrender --version`` costs an interpreter start and little else, and
+``imdsrender check`` never imports urllib3.  Nothing imports this package.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional, Sequence
+
+from ..errors import Error
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+DEFAULT_CONFDIR = "/etc/imdsrender"
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The console script: parse, set up logging, run the chosen command, map errors."""
+    from .logs import setup_logging
+    from .parser import build_parser, load_command
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return int(load_command(args.command or "main").run(args))
+    except Error as exc:
+        log.debug("traceback", exc_info=True)
+        if args.log_format == "json":  # stderr stays one JSON object a line
+            from ..model import RUN_FAILED  # not at the top: --version must stay light
+
+            log.error("%s", exc, extra={"status": RUN_FAILED})
+        else:
+            sys.stderr.write(f"imdsrender: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: still one line, the traceback only in debug
+        log.debug("traceback", exc_info=True)
+        sys.stderr.write(f"imdsrender: internal error: {type(exc).__name__}: {exc}; "
+                         "rerun with --log-level debug and report it\n")
+        return EXIT_FAILED

@@ -1,0 +1,27 @@
+"""``imdsrender --onetime`` / ``--interval DURATION``: the run itself."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...errors import UsageError
+from ..pipeline import load_job, run_once
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.watch:
+        raise UsageError("--watch", "watch mode not supported",
+                         "IMDS cannot be watched; use --interval DURATION or a systemd timer")
+    if not args.onetime and args.interval is None:
+        raise UsageError("", "choose a mode: --onetime or --interval DURATION",
+                         "see 'imdsrender --help'")
+    from ...metrics import from_flags
+
+    recorder = from_flags(args.metrics_addr, args.metrics_textfile,
+                          interval=args.interval is not None)
+    job = load_job(args)
+    if args.onetime:
+        return run_once(job, recorder)
+    from ..interval import run_interval
+
+    return run_interval(job, args, recorder)

@@ -1,0 +1,47 @@
+"""``imdsrender snapshot``: save what IMDS (or a fixture) answers as a fixture."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ...errors import Error
+from .. import EXIT_FAILED, EXIT_OK
+from ..pipeline import bare_job, fetch_snapshot, load_job
+
+log = logging.getLogger(__name__)
+
+WHOLE_TREE = ("/meta-data/", "/dynamic/", "/user-data")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...fixture import dump_fixture, fixture_from_snapshot
+    from ...keys import normalize_key
+    from ...write import write_small_file
+
+    if args.keys:
+        keys = [k for key in args.keys
+                for k in (WHOLE_TREE if key.strip() in ("/", "/latest", "/latest/")
+                          else (normalize_key(key),))]
+        job = bare_job(args)
+    else:
+        job = load_job(args)
+        keys = [k for r in job.resources for k in r.keys]
+    snapshot = fetch_snapshot(job, keys=keys)
+    for path, reason in sorted(snapshot.errors.items()):
+        log.error("%s: %s", path, reason)
+    values = fixture_from_snapshot(snapshot, include_credentials=args.include_credentials)
+    text = dump_fixture(values)
+    if args.output:
+        # Mode from the first byte: credentials never sit in a 0644 file, not even briefly.
+        try:
+            write_small_file(args.output, text.encode("utf-8"),
+                             0o600 if args.include_credentials else 0o644)
+        except OSError as exc:
+            raise Error("--output", f"writing {args.output} failed: {exc.strerror}",
+                        "check that its directory exists and is writable") from exc
+        log.info("wrote %s (%d paths)", args.output, len(values))
+    else:
+        sys.stdout.write(text)
+    return EXIT_FAILED if snapshot.errors else EXIT_OK

@@ -1,0 +1,87 @@
+"""Interval mode: poll until SIGTERM/SIGINT; SIGHUP re-reads the configuration.
+
+Each poll goes through one TTL cache, so a poll within the TTL makes no
+request at all.  A failing poll is logged and the loop goes on: the next
+poll may find IMDS healthy again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING, List
+
+from ..errors import Error
+from ..model import RUN_FAILED, RUN_OK
+from . import EXIT_OK
+from .lock import run_lock
+from .pipeline import Job, exit_code, fetch_snapshot, load_job, open_source, render_and_write
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..metrics import Recorder
+    from ..model import Outcome
+    from ..source import CachedSource
+
+log = logging.getLogger(__name__)
+
+
+def run_interval(job: Job, args: argparse.Namespace, recorder: Recorder) -> int:
+    """Serve metrics if asked, then poll every ``args.interval`` until told to stop."""
+    from ..metrics import start_status_server
+    from ..source import CachedSource
+
+    stop, reread = threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_hup(*_: object) -> None:
+        reread.set()
+        stop.set()  # wake the wait; the loop sees reread and goes on
+
+    signal.signal(signal.SIGHUP, on_hup)
+    server = (start_status_server(args.metrics_addr, recorder, job.settings.imds,
+                                  job.endpoint, job.data) if args.metrics_addr else None)
+    try:
+        cache = CachedSource(open_source(job, observer=recorder), job.settings.cache_ttl)
+        return _poll_loop(job, args, recorder, cache, stop, reread)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, cache: CachedSource,
+               stop: threading.Event, reread: threading.Event) -> int:
+    def one_pass() -> List[Outcome]:
+        snapshot = fetch_snapshot(job, cache)
+        with run_lock(job):
+            return render_and_write(job, snapshot)
+
+    while True:
+        if reread.is_set():
+            reread.clear()
+            job = reread_config(job, args)
+        try:
+            result = RUN_OK if exit_code(recorder.run_pass(one_pass, cache)) == EXIT_OK \
+                else RUN_FAILED
+            log.info("poll done: %s", RUN_OK if result == RUN_OK else "some resources failed",
+                     extra={"status": result})
+        except Error as exc:
+            log.error("poll failed: %s", exc, extra={"status": RUN_FAILED})
+        stop.wait(args.interval)
+        if stop.is_set() and not reread.is_set():
+            log.info("stopping")
+            return EXIT_OK
+        stop.clear()
+
+
+def reread_config(job: Job, args: argparse.Namespace) -> Job:
+    """SIGHUP: a new Job from disk, or the old one when the new config is broken."""
+    try:
+        fresh = load_job(args)
+    except Error as exc:
+        log.error("reload refused, keeping the running configuration: %s", exc)
+        return job
+    log.info("configuration reloaded: %d resources", len(fresh.resources))
+    return fresh

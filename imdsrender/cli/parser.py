@@ -1,0 +1,192 @@
+"""Flags and the table of subcommands, imported lazily (in the style of pip's commands).
+
+Every subcommand's flags are declared here (argparse needs them for
+``--help``), but the module that runs it is imported only once it is
+chosen: building the parser costs argparse and nothing of urllib3, Jinja2
+or PyYAML, which is what keeps ``--version`` and ``check`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+from typing import Any, Callable, Dict, NamedTuple
+
+from ..errors import UsageError
+from ..quantities import ascii_int, parse_duration
+from . import DEFAULT_CONFDIR, EXIT_USAGE
+
+
+class CommandInfo(NamedTuple):
+    """A subcommand: the module under imdsrender.cli.commands that runs it, and its help."""
+
+    module: str
+    summary: str
+
+
+# The top-level command (no COMMAND given: --onetime / --interval) is "main".
+COMMANDS: Dict[str, CommandInfo] = {
+    "main": CommandInfo("main", "render once or every interval"),
+    "get": CommandInfo("get", "print metadata values, one per line"),
+    "check": CommandInfo("check", "validate config and templates (no IMDS)"),
+    "emulator": CommandInfo("emulator", "serve an IMDSv2 emulator on 127.0.0.1"),
+    "demo": CommandInfo("demo", "render the bundled examples against the emulator"),
+    "snapshot": CommandInfo("snapshot", "save metadata as a JSON fixture"),
+    "test": CommandInfo("test", "render against fixtures and compare with golden files"),
+    "migrate-confd": CommandInfo("migrate", "convert a confd confdir (TOML + Go templates) "
+                                 "to YAML + Jinja2"),
+}
+
+
+def load_command(name: str) -> ModuleType:
+    """The module that runs *name* (it has ``run(args) -> int``), imported now."""
+    return importlib.import_module(f"{__package__}.commands.{COMMANDS[name].module}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with DESIGN's one-line error format and exit code 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        sys.stderr.write(f"imdsrender: {message}; see '{self.prog} --help'\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _duration(flag: str) -> Callable[[str], float]:
+    """An argparse type for a duration flag whose errors name the flag."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, flag)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(exc.what) from None
+
+    parse.__name__ = "duration"
+    return parse
+
+
+def _concurrency(text: str) -> int:
+    from ..model import MAX_CONCURRENCY
+
+    number = ascii_int(text)
+    if number is None or not 1 <= number <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1..{MAX_CONCURRENCY}, "
+                                         f"got {text!r}")
+    return number
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Options every command shares.
+
+    On sub-commands they default to SUPPRESS so that an option given before
+    the sub-command is not overwritten by the sub-parser's default.
+    """
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("--confdir", default=default(DEFAULT_CONFDIR),
+                        help="configuration directory (default %(default)s)")
+    parser.add_argument("--config", default=default(None),
+                        help="settings file (default CONFDIR/imdsrender.yaml)")
+    parser.add_argument("--endpoint", default=default(None), help="IMDS endpoint URL")
+    parser.add_argument("--timeout", type=_duration("--timeout"), default=default(None),
+                        help="per-request timeout, e.g. 1s")
+    parser.add_argument("--boot-wait", type=_duration("--boot-wait"), default=default(None),
+                        help="how long to wait for IMDS to answer at all, e.g. 60s")
+    parser.add_argument("--concurrency", type=_concurrency, default=default(None),
+                        help="parallel IMDS requests (default 8)")
+    parser.add_argument("--data", default=default(None), metavar="FILE",
+                        help="render from a JSON fixture instead of IMDS (no network)")
+    parser.add_argument("--log-level", default=default("info"),
+                        choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-format", default=default("text"), choices=("text", "json"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="imdsrender", description="Render configuration files from EC2 "
+                     "instance metadata (IMDSv2) with Jinja2 templates.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"imdsrender {__version__}")
+    _add_common(parser, top=True)
+    _main_flags(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, add_flags in _SUBCOMMAND_FLAGS.items():
+        add_flags(sub.add_parser(name, help=COMMANDS[name].summary))
+    return parser
+
+
+def _main_flags(parser: argparse.ArgumentParser) -> None:
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--onetime", action="store_true", help="render once and exit")
+    mode.add_argument("--interval", type=_duration("--interval"), metavar="DURATION",
+                      help="render every DURATION (plain seconds or 30s, 5m, 1h)")
+    mode.add_argument("--watch", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--noop", action="store_true",
+                        help="print what would change as a diff; write and run nothing")
+    parser.add_argument("--imds-cache-ttl", type=_duration("--imds-cache-ttl"),
+                        help="interval mode: how long fetched values are reused (default 60s)")
+    parser.add_argument("--metrics-addr", metavar="HOST:PORT",
+                        help="interval mode: serve /metrics, /health, /ready")
+    parser.add_argument("--metrics-textfile", metavar="PATH",
+                        help="write metrics in the text format at the end of the run")
+
+
+def _get_flags(get: argparse.ArgumentParser) -> None:
+    _add_common(get, top=False)
+    get.add_argument("keys", nargs="+", metavar="KEY")
+    get.add_argument("--show-secrets", action="store_true",
+                     help="print credentials values instead of <redacted>")
+
+
+def _check_flags(check: argparse.ArgumentParser) -> None:
+    _add_common(check, top=False)
+
+
+def _emulator_flags(emulator: argparse.ArgumentParser) -> None:
+    emulator.add_argument("--port", type=int, default=1338)
+    emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
+    emulator.add_argument("--latency-ms", type=float, default=0.0)
+    emulator.set_defaults(log_level="info", log_format="text")
+
+
+def _demo_flags(demo: argparse.ArgumentParser) -> None:
+    demo.set_defaults(log_level="warning", log_format="text")
+
+
+def _snapshot_flags(snapshot: argparse.ArgumentParser) -> None:
+    _add_common(snapshot, top=False)
+    snapshot.add_argument("keys", nargs="*", metavar="KEY",
+                          help="keys to save (default: what the resources need; / for all)")
+    snapshot.add_argument("-o", "--output", metavar="FILE", help="write here, not to stdout")
+    snapshot.add_argument("--include-credentials", action="store_true",
+                          help="keep credentials paths (the file is then mode 0600)")
+
+
+def _test_flags(test: argparse.ArgumentParser) -> None:
+    _add_common(test, top=False)
+    test.add_argument("cases", metavar="CASES_DIR",
+                      help="one directory per case: fixture.json and expected/<dest path>")
+    test.add_argument("--update", action="store_true", help="rewrite the golden files")
+    test.set_defaults(log_level="warning")
+
+
+def _migrate_flags(migrate: argparse.ArgumentParser) -> None:
+    migrate.add_argument("src", metavar="SRC")
+    migrate.add_argument("out", metavar="OUT")
+    migrate.add_argument("--force", action="store_true", help="overwrite files in OUT")
+    migrate.set_defaults(log_level="info", log_format="text")
+
+
+# In --help order (the order they were always listed in).
+_SUBCOMMAND_FLAGS: Dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "get": _get_flags,
+    "check": _check_flags,
+    "emulator": _emulator_flags,
+    "demo": _demo_flags,
+    "snapshot": _snapshot_flags,
+    "test": _test_flags,
+    "migrate-confd": _migrate_flags,
+}

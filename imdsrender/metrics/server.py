@@ -1,0 +1,211 @@
+"""The status server of interval mode: ``/metrics``, ``/health``, ``/ready``, ``/ready/detailed``.
+
+``--metrics-addr HOST:PORT``: /health is liveness, /ready a real IMDS check
+(200 or 503), /ready/detailed the same check as JSON with cache and
+per-resource status.  http.server is imported on first use only: every
+--onetime run would pay ~2 ms for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+
+from .. import __version__
+from ..errors import UsageError
+from ..imds.health import HealthCheck, make_health_check
+from ..quantities import ascii_int
+from .recorder import EXTRA_HINT, Recorder
+from .registry import Metrics, iso_time
+
+if TYPE_CHECKING:  # pragma: no cover
+    from http.server import ThreadingHTTPServer
+
+    from ..model import ImdsSettings
+
+log = logging.getLogger(__name__)
+
+def parse_addr(text: str) -> Tuple[str, int]:
+    """``HOST:PORT`` -> (host, port) for --metrics-addr.
+
+    ``127.0.0.1:9100``, ``localhost:9100``, ``[::1]:9100``.  An empty host
+    (``:9100``) means all IPv4 interfaces, as in confd and every Go
+    server; ``[::]:9100`` all IPv6 ones.  Port 0 picks a free port (logged).
+    """
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        bracketed = True
+    else:
+        bracketed = False
+    number = ascii_int(port) if sep else None
+    valid = (number is not None and number <= 65535
+             and (bracketed or ":" not in host) and not any(c in host for c in "[]/ "))
+    if not valid or number is None:
+        raise UsageError("--metrics-addr", f"expected HOST:PORT, got {text!r}",
+                         "e.g. 127.0.0.1:9100, [::1]:9100 or :9100 for all interfaces")
+    return host or "0.0.0.0", number
+
+
+# --- status server ------------------------------------------------------------
+
+class _Check:
+    """One IMDS health check result, shared by /ready and /ready/detailed."""
+
+    def __init__(self, healthy: bool, message: str, seconds: float, at: float) -> None:
+        self.healthy, self.message, self.seconds, self.at = healthy, message, seconds, at
+
+
+class StatusServer:
+    """``/metrics``, ``/health``, ``/ready`` and ``/ready/detailed`` on one address.
+
+    /health is liveness: the process answers, so 200 "ok".  /ready runs
+    *health_check* (a real IMDS request); results are reused for
+    *min_interval* seconds and checks never run concurrently, so a probe
+    storm cannot turn into an IMDS request storm (IMDS throttles per
+    instance, and the renders need it).
+    """
+
+    def __init__(self, addr: str, metrics: Metrics, health_check: HealthCheck,
+                 details: Optional[Callable[[], Dict[str, Any]]] = None, *,
+                 min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.host, requested = parse_addr(addr)
+        self.metrics = metrics
+        self._health_check = health_check
+        self._details = details or metrics.details
+        self._min_interval = min_interval
+        self._clock, self._wall = clock, wall
+        self._check_lock = threading.Lock()
+        self._last: Optional[Tuple[float, _Check]] = None
+        self._server = _make_server(self.host, requested, self)
+        self.port: int = self._server.server_address[1]
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> StatusServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever,
+                                            kwargs={"poll_interval": 0.1},
+                                            name=f"imdsrender-status-{self.port}", daemon=True)
+            self._thread.start()
+            log.info("serving /metrics, /health and /ready on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> StatusServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def check(self) -> _Check:
+        """Run the health check (or reuse a fresh result) and update confd_backend_healthy."""
+        with self._check_lock:
+            now = self._clock()
+            if self._last is not None and now - self._last[0] < self._min_interval:
+                return self._last[1]
+            try:
+                healthy, message = self._health_check()
+            except Exception as exc:  # a broken check must answer 503, not kill the thread
+                healthy, message = False, f"health check failed: {exc}"
+            result = _Check(healthy, message, self._clock() - now, self._wall())
+            self._last = (now, result)
+        self.metrics.set_healthy(healthy)
+        return result
+
+    def detailed(self) -> Dict[str, Any]:
+        result = self.check()
+        return {"healthy": result.healthy, "message": result.message,
+                "duration_ms": round(result.seconds * 1000, 3),
+                "checked_at": iso_time(result.at), "details": self._details()}
+
+
+def _make_server(host: str, port: int, status: StatusServer) -> ThreadingHTTPServer:
+    from http.server import ThreadingHTTPServer  # only --metrics-addr pays for it
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+        allow_reuse_address = True
+
+    class Handler(_handler_class()):  # type: ignore[misc]
+        owner = status
+
+    try:
+        return Server((host, port), Handler)
+    except OSError as exc:
+        raise UsageError("--metrics-addr", f"cannot listen on {host}:{port}: {exc.strerror}",
+                         "choose a free port and an address of this machine") from None
+
+
+def _handler_class() -> type:
+    """The status server's handler class, built on first use: importing
+    http.server costs every --onetime run ~2 ms and only --metrics-addr needs it."""
+    from http.server import BaseHTTPRequestHandler
+
+    class _Handler(BaseHTTPRequestHandler):
+        owner: StatusServer
+        server_version = f"imdsrender/{__version__}"
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?", 1)[0].rstrip("/") or "/"
+            if path == "/metrics":
+                metrics = self.owner.metrics
+                self._send(200, metrics.exposition(), metrics.content_type)
+            elif path == "/health":
+                self._send(200, b"ok\n")
+            elif path == "/ready":
+                result = self.owner.check()
+                text = "ok\n" if result.healthy else f"not ready: {result.message}\n"
+                self._send(200 if result.healthy else 503, text.encode("utf-8", "replace"))
+            elif path == "/ready/detailed":
+                report = self.owner.detailed()
+                body = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
+                self._send(200 if report["healthy"] else 503, body, "application/json")
+            else:
+                self._send(404, b"not found: try /metrics, /health, /ready, /ready/detailed\n")
+
+        def _send(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+                  ) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - inherited name
+            """Access log to the debug log, never raw stderr (which would break JSON logs)."""
+            log.debug("status server: %s " + format, self.address_string(), *args)
+
+    return _Handler
+
+
+def start_status_server(addr: str, recorder: Recorder, settings: ImdsSettings,
+                        endpoint: Optional[str] = None,
+                        data: Optional[str] = None, *,
+                        min_interval: float = 1.0) -> StatusServer:
+    """The interval-mode server, started: what the CLI calls for --metrics-addr."""
+    if not isinstance(recorder, Metrics):
+        raise UsageError("--metrics-addr", "metrics are not enabled", EXTRA_HINT)
+    check = make_health_check(settings, endpoint, data)
+    return StatusServer(addr, recorder, check, min_interval=min_interval).start()

@@ -132,9 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_check)
 
     emulator = sub.add_parser("emulator", help="serve an IMDSv2 emulator on 127.0.0.1")
+    emulator.add_argument("--host", default="127.0.0.1", help="IP address to listen on")
     emulator.add_argument("--port", type=int, default=1338)
     emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
     emulator.add_argument("--latency-ms", type=float, default=0.0)
+    emulator.add_argument("--scenario", metavar="NAME", help="a bad day of the real IMDS: "
+                          "hop-limit, imds-disabled, imdsv1-only, tags-disabled, no-role, "
+                          "throttled, slow, flaky, token-expiry")
+    emulator.add_argument("--fault", metavar="PATH=STATUS[:COUNT]", action="append", default=[],
+                          help="answer STATUS for PATH (a glob), COUNT times or always")
+    emulator.add_argument("--log", action="store_true",
+                          help="one line per request on stderr: method, path, status, ms")
     emulator.set_defaults(handler=cmd_emulator, log_level="info", log_format="text")
 
     demo = sub.add_parser("demo", help="render the bundled examples against the emulator")
@@ -602,7 +610,9 @@ def _shown(path: str, value: bytes, show_secrets: bool) -> str:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import serve
 
-    emulator = serve(args.port, args.data, args.latency_ms)
+    access_log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.log else None
+    emulator = serve(args.port, args.data, args.latency_ms, args.host, scenario=args.scenario,
+                     faults=args.fault, access_log=access_log)
     print(f"imdsrender: emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -101,7 +101,8 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="imdsrender", description="Render configuration files from EC2 "
-                     "instance metadata (IMDSv2) with Jinja2 templates.")
+                     "instance metadata (IMDSv2) with Jinja2 templates.",
+                     allow_abbrev=False)  # else `emulator --log` is "ambiguous" with --log-*
     parser.add_argument("--version", action="version", version=f"imdsrender {__version__}")
     _add_common(parser, top=True)
     mode = parser.add_mutually_exclusive_group()

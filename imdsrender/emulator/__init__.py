@@ -13,10 +13,11 @@ Production code never imports this package (an import-linter contract).
 """
 
 from ..imds.wire import TTL_HEADER
-from .core import Emulator, RequestRecord
+from .core import Emulator
 from .faults import parse_fault_spec
 from .handler import SHORT_BODY_EXTRA
 from .launch import serve
+from .records import RequestRecord
 from .scenarios import SCENARIOS, Scenario, make_scenario
 
 __all__ = ["SCENARIOS", "SHORT_BODY_EXTRA", "TTL_HEADER", "Emulator", "RequestRecord",

@@ -22,47 +22,28 @@ Serving rules
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Union
 from urllib.parse import unquote
 
 from ..fixture import canonical_key, canonical_values, checked_tree, default_fixture, to_bytes
-from ..imds.wire import MAX_TTL, TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
+from ..imds.wire import MAX_TTL
+from . import service
 from .faults import Fault, FaultTable, normalize_pattern
 from .handler import Server
-from .protocol import Answer, Request, error, error_page
+from .protocol import Answer, Request
+from .records import RequestLog, RequestRecord
 from .scenarios import Scenario, make_scenario
-from .tokens import TokenStore, parse_ttl
+from .service import Policy
+from .tokens import TokenStore
 
 log = logging.getLogger("imdsrender.emulator")
 
 Value = Union[str, bytes, None]
 AccessLog = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request as the emulator saw it.
-
-    ``path`` is the raw request target (query included); ``status`` is what
-    was answered, 0 when a fault reset or held the connection instead of
-    answering; ``started`` is the emulator clock when the request was read.
-    """
-
-    method: str
-    path: str
-    headers: Dict[str, str] = field(hash=False)
-    status: int
-    started: float
-
-    def header(self, name: str) -> Optional[str]:
-        """Header value by case-insensitive name."""
-        wanted = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
 
 @dataclass(frozen=True)
@@ -122,15 +103,13 @@ class Emulator:
         self.max_threads = max_threads
         self.connection_timeout = connection_timeout
         self.hold_seconds = hold_seconds
-        self.requests: List[RequestRecord] = []
-        self.max_in_flight = 0
         self._clock = clock
         self._sleep = sleep
         self._access_log = access_log
         self._lock = threading.Lock()
         self._tokens = TokenStore(clock)
         self._faults = FaultTable()
-        self._in_flight = 0
+        self._log = RequestLog()
         self._stopping = threading.Event()
         self._server: Optional[Server] = None
         self.scenario = make_scenario(scenario, seed) if isinstance(scenario, str) else scenario
@@ -242,22 +221,22 @@ class Emulator:
 
     # -- counters
 
+    @property
+    def requests(self) -> List[RequestRecord]:
+        """Every request seen, in order (answered, reset or held)."""
+        return self._log.requests
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._log.max_in_flight
+
     def count(self, method: Optional[str] = None, path: Optional[str] = None) -> int:
         """Requests seen with that method and path (exact target or glob; None: any)."""
-        pattern = None if path is None else normalize_pattern(path)
-        wanted = None if method is None else method.upper()
-        with self._lock:
-            records = list(self.requests)
-        return sum(1 for r in records
-                   if (wanted is None or r.method == wanted)
-                   and (pattern is None or r.path == pattern
-                        or fnmatch.fnmatchcase(r.path, pattern)))
+        return self._log.count(method, path)
 
     def reset_counters(self) -> None:
         """Forget the request log; ``max_in_flight`` restarts from what is in flight now."""
-        with self._lock:
-            del self.requests[:]
-            self.max_in_flight = self._in_flight
+        self._log.reset()
 
     @property
     def active_connections(self) -> int:
@@ -268,13 +247,10 @@ class Emulator:
     # -- request handling (called from handler threads)
 
     def _begin(self) -> None:
-        with self._lock:
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        self._log.begin()
 
     def _end(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
+        self._log.end()
 
     def _hold(self) -> None:
         """Wait out a held request: bounded, and cut short by stop()."""
@@ -299,8 +275,7 @@ class Emulator:
         status = 0 if answer is None else answer.status
         record = RequestRecord(request.method, request.target, dict(request.headers), status,
                                started)
-        with self._lock:
-            self.requests.append(record)
+        self._log.add(record)
         wait = self.latency_ms / 1000.0 + (fault.delay if fault else 0.0)
         return Reply(answer, wait, fault)
 
@@ -314,63 +289,9 @@ class Emulator:
     def _answer(self, request: Request, fault: Optional[Fault]) -> Optional[Answer]:
         if fault is None:
             return self._normal(request)
-        if fault.silent:
-            return None
-        if fault.replaces_answer:
-            assert fault.status is not None
-            body = fault.body if fault.body is not None else (
-                error_page(fault.status) if fault.status >= 400 else b"")
-            kind = "text/html" if fault.body is None and fault.status >= 400 else "text/plain"
-            answer = Answer(fault.status, body, (), kind)
-        else:
-            answer = self._normal(request)
-            if fault.body is not None:
-                answer = replace(answer, body=fault.body)
-        return answer.with_headers(dict(fault.headers)) if fault.headers else answer
+        return fault.apply(lambda: self._normal(request))
 
     def _normal(self, request: Request) -> Answer:
         """What the real service answers."""
-        path = unquote(request.path)
-        if path == TOKEN_PATH:
-            if request.method != "PUT":
-                return error(405, (("Allow", "PUT"),))
-            return self._issue_token(request)
-        if request.method not in ("GET", "HEAD"):
-            return error(405, (("Allow", "GET, HEAD"),))
-        remaining = self._check_token(request)
-        if remaining is not None and remaining < 0:
-            return error(401)
-        body = self._lookup(path)
-        if body is None:
-            return error(404)
-        headers = () if remaining is None else ((TTL_HEADER, str(remaining)),)
-        return Answer(200, body, headers)
-
-    def _lookup(self, path: str) -> Optional[bytes]:
-        if path == "/":
-            return b"latest"
-        if path == "/latest" or path.startswith("/latest/"):
-            return self._tree.lookup(path[len("/latest"):] or "/")
-        return None
-
-    def _issue_token(self, request: Request) -> Answer:
-        if "x-forwarded-for" in request.lower:
-            return error(403)
-        ttl = parse_ttl(request.lower.get(TTL_HEADER.lower()))
-        if ttl is None:
-            return error(400)
-        granted = min(ttl, self.max_ttl)
-        token = self._tokens.issue(granted)
-        headers = () if self.omit_ttl_header else ((TTL_HEADER, str(granted)),)
-        return Answer(200, token.encode("ascii"), headers)
-
-    def _check_token(self, request: Request) -> Optional[int]:
-        """Remaining whole seconds of the request's token; None: no token; -1: refuse.
-
-        No token is refused unless v1 is allowed; a bad token always is.
-        """
-        token = request.lower.get(TOKEN_HEADER.lower())
-        if token is None:
-            return None if self.allow_v1 else -1
-        remaining = self._tokens.remaining(token)
-        return -1 if remaining is None else remaining
+        policy = Policy(self.allow_v1, self.max_ttl, self.omit_ttl_header)
+        return service.answer(request, self._tree, self._tokens, policy)

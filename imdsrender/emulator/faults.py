@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, List, Optional, Tuple
 
 from ..errors import UsageError
 from ..keys import ROOTS
 from ..quantities import ascii_int
+from .protocol import Answer, error_page
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,28 @@ class Fault:
                 and (path == self.pattern or fnmatch.fnmatchcase(path, self.pattern)))
 
     @property
-    def replaces_answer(self) -> bool:
-        return self.status is not None
-
-    @property
     def silent(self) -> bool:
         """No answer at all: a reset or a hold before anything is sent."""
         return (self.reset or self.hold) and self.status is None and self.body is None
+
+    def apply(self, normal: Callable[[], Answer]) -> Optional[Answer]:
+        """The answer this fault gives instead of (or on top of) the *normal* one.
+
+        None: nothing is answered (reset or hold).  A ``status`` replaces the
+        answer without computing it (no token issued or checked).
+        """
+        if self.silent:
+            return None
+        if self.status is not None:
+            body = self.body if self.body is not None else (
+                error_page(self.status) if self.status >= 400 else b"")
+            kind = "text/html" if self.body is None and self.status >= 400 else "text/plain"
+            answer = Answer(self.status, body, (), kind)
+        else:
+            answer = normal()
+            if self.body is not None:
+                answer = replace(answer, body=self.body)
+        return answer.with_headers(dict(self.headers)) if self.headers else answer
 
 
 class _Armed:

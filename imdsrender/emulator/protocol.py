@@ -94,7 +94,12 @@ def phrase(status: int) -> str:
 
 
 def read_request(rfile: io.BufferedIOBase) -> Optional[Request]:
-    """Parse one request head (and drain its body); None at end of stream."""
+    """Parse one request head (and drain its body); None at end of stream.
+
+    A head cut off by end of stream (a client that gave up, or the server's
+    deadline closing a half-sent request) is no request: not answered, not
+    counted.
+    """
     line = rfile.readline(_MAX_LINE + 1)
     if line in (b"\r\n", b"\n"):        # tolerate one stray CRLF between requests
         line = rfile.readline(_MAX_LINE + 1)
@@ -109,7 +114,9 @@ def read_request(rfile: io.BufferedIOBase) -> Optional[Request]:
     lower: Dict[str, str] = {}
     for _ in range(_MAX_HEADERS + 1):
         raw = rfile.readline(_MAX_LINE + 1)
-        if raw in (b"\r\n", b"\n", b""):
+        if not raw:                     # cut off before the blank line: never complete
+            return None
+        if raw in (b"\r\n", b"\n"):
             break
         name, sep, value = raw.decode("latin-1").partition(":")
         if not sep or not name.strip():

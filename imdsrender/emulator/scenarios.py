@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import TYPE_CHECKING, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional, TypeVar
 
 from ..errors import UsageError
 from ..imds.wire import TOKEN_PATH
@@ -49,6 +49,8 @@ from .faults import Fault
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Emulator
+
+T = TypeVar("T")
 
 
 class Scenario:
@@ -63,6 +65,11 @@ class Scenario:
 
     def setup(self, emulator: Emulator) -> None:
         """Configure the emulator (data, v1, TTLs, latency) before it serves."""
+
+    def _draw(self, pick: Callable[[random.Random], T]) -> T:
+        """One draw from the seeded generator (handler threads share it)."""
+        with self._lock:
+            return pick(self._random)
 
     def fault(self, method: str, path: str, now: float) -> Optional[Fault]:
         """A fault for this request, or None to answer normally."""
@@ -119,7 +126,7 @@ class NoRole(Scenario):
 
 class Throttled(Scenario):
     name = "throttled"
-    description = "429 with Retry-After beyond `limit` requests a second"
+    description = "429 with Retry-After: 1 beyond 10 requests a second"
 
     def __init__(self, limit: int = 10, retry_after: int = 1, seed: int = 0) -> None:
         super().__init__(seed)
@@ -141,7 +148,7 @@ class Throttled(Scenario):
 
 class Slow(Scenario):
     name = "slow"
-    description = "every answer delayed by `latency` plus up to `jitter` seconds"
+    description = "every answer 200 ms late plus up to 300 ms of seeded jitter"
 
     def __init__(self, latency: float = 0.2, jitter: float = 0.3, seed: int = 0) -> None:
         super().__init__(seed)
@@ -149,9 +156,7 @@ class Slow(Scenario):
         self.jitter = jitter
 
     def fault(self, method: str, path: str, now: float) -> Optional[Fault]:
-        with self._lock:
-            extra = self._random.uniform(0.0, self.jitter)
-        return Fault(delay=self.latency + extra)
+        return Fault(delay=self.latency + self._draw(lambda r: r.uniform(0.0, self.jitter)))
 
 
 class Flaky(Scenario):
@@ -164,9 +169,7 @@ class Flaky(Scenario):
         self.reset_rate = reset_rate
 
     def fault(self, method: str, path: str, now: float) -> Optional[Fault]:
-        with self._lock:
-            roll = self._random.random()
-            status = self._random.choice((500, 503))
+        roll, status = self._draw(lambda r: (r.random(), r.choice((500, 503))))
         if roll < self.error_rate:
             return Fault(status=status)
         if roll < self.error_rate + self.reset_rate:
@@ -176,7 +179,7 @@ class Flaky(Scenario):
 
 class TokenExpiry(Scenario):
     name = "token-expiry"
-    description = "tokens granted for `ttl` seconds and all revoked every `revoke_every` requests"
+    description = "tokens granted for 2 s whatever was asked, all revoked every 10 requests"
 
     def __init__(self, ttl: int = 2, revoke_every: int = 10, seed: int = 0) -> None:
         super().__init__(seed)

@@ -611,13 +611,13 @@ def _shown(path: str, value: bytes, show_secrets: bool) -> str:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import serve
 
+    stop = threading.Event()        # handlers first: a SIGTERM right after the line is clean
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     access_log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.log else None
     emulator = serve(args.port, args.data, args.latency_ms, args.host, scenario=args.scenario,
                      faults=args.fault, access_log=access_log)
     print(f"imdsrender: emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     emulator.stop()
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""The IMDSv2 emulator, checked on the wire (loopback only) with http.client and raw sockets."""
+"""The emulator core on the wire (loopback only): answers, tokens, faults, counters, framing."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import pytest
 from imdsrender.emulator import SCENARIOS, parse_fault_spec
 from imdsrender.errors import UsageError
 
-from .helpers import run_cli
-from .test_emulator import TTL_HEADER
+from ..helpers import run_cli
+from .test_core import TTL_HEADER
 
 LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+) ")
 

@@ -14,7 +14,7 @@ from imdsrender.emulator import SCENARIOS, Emulator, make_scenario
 from imdsrender.emulator.scenarios import Flaky, Slow, Throttled, TokenExpiry
 from imdsrender.errors import UsageError
 
-from .test_emulator import TTL_HEADER, FakeClock, SleepLog, call, get, put_token, token
+from .test_core import TTL_HEADER, FakeClock, SleepLog, call, get, put_token, token
 
 ALL = ["hop-limit", "imds-disabled", "imdsv1-only", "tags-disabled", "no-role", "throttled",
        "slow", "flaky", "token-expiry"]

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check, top=False)
     check.set_defaults(handler=cmd_check)
 
-    emulator = sub.add_parser("emulator", help="serve an IMDSv2 emulator on 127.0.0.1")
+    emulator = sub.add_parser("emulator", help="serve an IMDSv2 emulator (127.0.0.1:1338)")
     emulator.add_argument("--host", default="127.0.0.1", help="IP address to listen on")
     emulator.add_argument("--port", type=int, default=1338)
     emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")

@@ -21,10 +21,12 @@ TIMEOUT = 1.0
 
 class _Hello(BoundedHandler):
     release = threading.Event()
+    entered = threading.Semaphore(0)
     blocking = False
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.blocking:
+            self.entered.release()
             self.release.wait(10)
         _answer_ok(self)
 
@@ -178,8 +180,8 @@ def test_when_every_slot_is_busy_a_newcomer_is_closed_not_queued_forever() -> No
     try:
         for worker in workers:
             worker.start()
-        while srv.active_count() < 2:
-            threading.Event().wait(0.01)
+        for _ in workers:                       # both requests are being answered
+            assert _Hello.entered.acquire(timeout=10)
         newcomer = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         newcomer.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert closed_by_server(newcomer, 5)

@@ -106,7 +106,8 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="imdsrender", description="Render configuration files from EC2 "
-                     "instance metadata (IMDSv2) with Jinja2 templates.")
+                     "instance metadata (IMDSv2) with Jinja2 templates.",
+                     allow_abbrev=False)  # else `emulator --log` is "ambiguous" with --log-*
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"imdsrender {__version__}")
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _main_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, add_flags in _SUBCOMMAND_FLAGS.items():
-        add_flags(sub.add_parser(name, help=COMMANDS[name].summary))
+        add_flags(sub.add_parser(name, help=COMMANDS[name].summary, allow_abbrev=False))
     return parser
 
 
@@ -146,9 +147,17 @@ def _check_flags(check: argparse.ArgumentParser) -> None:
 
 
 def _emulator_flags(emulator: argparse.ArgumentParser) -> None:
+    emulator.add_argument("--host", default="127.0.0.1", help="IP address to listen on")
     emulator.add_argument("--port", type=int, default=1338)
     emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
     emulator.add_argument("--latency-ms", type=float, default=0.0)
+    emulator.add_argument("--scenario", metavar="NAME", help="a bad day of the real IMDS: "
+                          "hop-limit, imds-disabled, imdsv1-only, tags-disabled, no-role, "
+                          "throttled, slow, flaky, token-expiry")
+    emulator.add_argument("--fault", metavar="PATH=STATUS[:COUNT]", action="append", default=[],
+                          help="answer STATUS for PATH (a glob), COUNT times or always")
+    emulator.add_argument("--log", action="store_true",
+                          help="one line per request on stderr: method, path, status, ms")
     emulator.set_defaults(log_level="info", log_format="text")
 
 

@@ -1,10 +1,12 @@
-"""``imdsrender emulator``: serve the IMDSv2 emulator on 127.0.0.1 until Ctrl-C."""
+"""``imdsrender emulator``: serve the IMDSv2 emulator until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import signal
-import threading
+import sys
+import time
+from typing import List
 
 from .. import EXIT_OK
 
@@ -12,11 +14,16 @@ from .. import EXIT_OK
 def run(args: argparse.Namespace) -> int:
     from ...emulator import serve
 
-    emulator = serve(args.port, args.data, args.latency_ms)
+    # Handlers before the "listening" line, so a SIGTERM right after it stops cleanly; they
+    # only append to a list: Event.set() in a handler deadlocks if it lands inside wait().
+    stopping: List[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _: stopping.append(signum))
+    access_log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.log else None
+    emulator = serve(args.port, args.data, args.latency_ms, args.host, scenario=args.scenario,
+                     faults=args.fault, access_log=access_log)
     print(f"imdsrender: emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    while not stopping:
+        time.sleep(0.1)
     emulator.stop()
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""The IMDSv2 emulator, checked on the wire (loopback only) with http.client and raw sockets."""
+"""The emulator core on the wire (loopback only): answers, tokens, faults, counters, framing."""
 
 from __future__ import annotations
 
@@ -560,6 +560,25 @@ def test_max_connections_refuses_extra_connections(emulator: Emulator) -> None:
         first.close()
     wait_until(lambda: emulator.active_connections == 0)
     assert get(emulator, "/latest/meta-data/instance-id", tok)[0] == 200
+
+
+def test_a_flood_of_half_sent_requests_cannot_starve_the_emulator(
+        make_emulator: Callable[..., Emulator]) -> None:
+    """The serving bounds hold for the emulator too (issue 13 item 6 applies to both)."""
+    emu = make_emulator(max_threads=8, connection_timeout=1.0)
+    socks = []
+    try:
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", emu.port), timeout=5)
+            sock.sendall(b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\n")
+            socks.append(sock)
+            assert emu.active_connections <= 8
+        assert body_of(emu, "/latest/meta-data/instance-id") == b"i-0123456789abcdef0"
+        wait_until(lambda: emu.active_connections == 0)     # the deadline closed the rest
+    finally:
+        for sock in socks:
+            sock.close()
+    assert emu.count() == 2                                 # half-sent requests never count
 
 
 def wait_until(condition: Callable[[], bool]) -> None:

@@ -1,0 +1,1 @@
+"""Tests of the imdsrender.emulator package, one file per module group."""

@@ -36,6 +36,7 @@ from .keys import (
     normalize_pattern,
 )
 from .model import Resource
+from .quoting import FILTERS as QUOTING_FILTERS
 
 _MISSING = object()  # getv()'s "no default given", distinct from default=None
 
@@ -113,6 +114,7 @@ def _json_reason(exc: Exception) -> str:
 
 FILTERS: Dict[str, Callable[..., Any]] = {
     "fromjson": fromjson, "b64decode": b64decode, "b64encode": b64encode,
+    **QUOTING_FILTERS,
 }
 
 

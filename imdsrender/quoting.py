@@ -29,8 +29,9 @@ class QuotingError(Error):
 # Characters that some reader of a text file takes as the end of a line:
 # str.splitlines()' set (NL, CR, VT, FF, FS, GS, RS, NEL, LS, PS).
 _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-# Left bare by shell_quote, as shlex.quote does: nothing here is special to sh.
-_SHELL_SAFE = re.compile(r"[A-Za-z0-9@%+=:,./_-]+")
+# Left bare by shell_quote (as shlex.quote does) and envfile: nothing here is
+# special to sh or to systemd's env-file parser after "KEY=".
+_PLAIN = re.compile(r"[A-Za-z0-9@%+=:,./_-]+")
 # systemd's env-file parser (and sh) unescape exactly these after a backslash
 # inside double quotes; every other backslash is kept as it is.
 _ENV_ESCAPE = re.compile(r'([\\"`$])')
@@ -83,7 +84,7 @@ def shell_quote(value: Any) -> str:
     text = _text(value)
     _refuse("shquote", text, lambda char: char == "\0",
             "a shell cannot hold a NUL byte; remove it from the value")
-    if _SHELL_SAFE.fullmatch(text):
+    if _PLAIN.fullmatch(text):
         return text
     return "'" + text.replace("'", "'\\''") + "'"
 
@@ -97,7 +98,7 @@ def envfile(value: Any, multiline: bool = False) -> str:
     on invalid UTF-8 and neither reader can hold NUL, so both fail the
     resource.  A line break is refused unless ``multiline=true``: systemd and
     sh read it back inside the quotes, but line-based readers of env files do
-    not.
+    not.  Values of only plain characters are left bare, as in shell_quote.
     """
     text = _text(value)
     _refuse("envfile", text, lambda char: char == "\0" or _is_surrogate(char),
@@ -106,6 +107,8 @@ def envfile(value: Any, multiline: bool = False) -> str:
         _refuse("envfile", text, _LINE_BREAKS.__contains__,
                 "use envfile(multiline=true) if every reader of the file is "
                 "systemd or a POSIX shell, or strip the line breaks")
+    if _PLAIN.fullmatch(text):
+        return text
     return '"' + _ENV_ESCAPE.sub(r"\\\1", text) + '"'
 
 

@@ -192,6 +192,17 @@ def test_envfile_round_trips_any_text_through_systemds_parser(
     assert systemd_env(path) == [raw(f"X={value}"), raw(f"Y={other}")]
 
 
+@needs_systemd
+@PROPERTY
+@given(value=st.from_regex(r"[A-Za-z0-9@%+=:,./_-]+", fullmatch=True))
+def test_envfile_leaves_plain_values_bare_and_both_readers_agree(tmp_path: Path,
+                                                                 value: str) -> None:
+    assert envfile(value) == value
+    path = write(tmp_path, f"X={envfile(value)}")
+    assert systemd_env(path) == [raw(f"X={value}")]
+    assert source("sh", path) == {"value": raw(value)}
+
+
 @pytest.mark.parametrize("name", sorted(set(HOSTILE) - LINE_BREAKING - {"nul", "invalid-utf8"}))
 def test_envfile_hostile_value_is_read_back_by_sh_and_systemd(name: str, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"

@@ -19,8 +19,16 @@ from typing import Dict, Tuple
 
 import pytest
 
+from tests.env_readers import (
+    HOSTILE,
+    SHELLS,
+    hostile,
+    needs_systemd,
+    raw,
+    source,
+    systemd_env,
+)
 from tests.helpers import ConfDir, run_cli
-from tests.test_quoting import HOSTILE, LIBSYSTEMD_SHARED, SHELLS, raw, source, systemd_env
 
 TEMPLATE = (Path(__file__).parent / "data" / "quoting" / "service.env.j2").read_text()
 TAGS = "/meta-data/tags/instance/"
@@ -68,8 +76,7 @@ def render(tmp_path: Path, tags: Dict[str, str]) -> Tuple[subprocess.CompletedPr
 def test_hostile_tag_values_reach_the_shell_verbatim_and_run_nothing(
         shell: str, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    tags = {tag_name(name): HOSTILE[name].replace("MARKER", str(marker))
-            for name in REPRESENTABLE}
+    tags = {tag_name(name): hostile(name, marker) for name in REPRESENTABLE}
     result, dest = render(tmp_path, tags)
     assert result.returncode == 0, result.stderr
     expected = expected_env(tags)
@@ -82,7 +89,7 @@ def test_hostile_tag_values_reach_the_shell_verbatim_and_run_nothing(
 
 
 @pytest.mark.tools
-@pytest.mark.skipif(not LIBSYSTEMD_SHARED, reason="systemd's libsystemd-shared is not installed")
+@needs_systemd
 def test_hostile_tag_values_reach_systemd_verbatim(tmp_path: Path) -> None:
     tags = {tag_name(name): HOSTILE[name] for name in REPRESENTABLE}
     result, dest = render(tmp_path, tags)

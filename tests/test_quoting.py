@@ -1,26 +1,16 @@
 """quoting.py: every filter's output read back by the real readers, byte for byte.
 
-The readers are the shells on this machine (sh, dash, bash) sourcing the file,
-and systemd's own env-file parser: ``load_env_file()`` followed by
-``strv_env_clean_with_callback()`` from libsystemd-shared, the two calls
-PID 1 makes for ``EnvironmentFile=`` (src/core/execute.c,
-exec_context_load_environment), loaded with ctypes because no systemd
-manager runs here.  The boot test runs the same fixture under a real
-manager (tests/data/hostile-env/).
+The readers (tests/env_readers.py) are sh, dash and bash sourcing the file
+and systemd's own env-file parser.  The boot test runs the same hostile
+values under a real manager (tests/data/hostile-env/).
 """
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import json
-import os
-import shutil
-import subprocess
 import unicodedata
-from functools import cache
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,100 +18,24 @@ from hypothesis import strategies as st
 
 from imdsrender.errors import Error
 from imdsrender.quoting import QuotingError, env_name, envfile, shell_quote, single_line
+from tests.env_readers import (
+    HOSTILE,
+    LIBSYSTEMD_SHARED,
+    SHELLS,
+    hostile,
+    needs_systemd,
+    raw,
+    source,
+    systemd_env,
+)
 
 DATA = Path(__file__).parent / "data" / "hostile-env"
-SHELLS = [shell for shell in ("sh", "dash", "bash") if shutil.which(shell)]
-LIBSYSTEMD_SHARED = sorted(glob.glob("/usr/lib/*/systemd/libsystemd-shared-*.so")
-                           + glob.glob("/usr/lib/systemd/libsystemd-shared-*.so"))
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-# Hostile tag values (issue 13, item 4), by name: the name is what a test id shows.
-HOSTILE: Dict[str, str] = {
-    "newline-override": "web\nAPI_ENDPOINT=https://attacker.example",
-    "command-substitution": "$(touch MARKER)",
-    "backticks": "`touch MARKER`",
-    "parameter-expansion": "${HOME:-x}$HOME",
-    "single-quotes": "it's 'quoted'",
-    "double-quotes": 'say "hi"',
-    "backslashes": "a\\b\\\\c\\$d",
-    "trailing-backslash": "abc\\",
-    "backslash-newline": "a\\\nAPI_ENDPOINT=x",
-    "hash": "# not a comment",
-    "semicolon": "; echo hi",
-    "blanks": "  padded\t ",
-    "empty": "",
-    "nul": "a\0b",
-    "cr": "web\rAPI_ENDPOINT=https://attacker.example",
-    "line-separator": "web\u2028API_ENDPOINT=x",
-    "paragraph-separator": "web\u2029API_ENDPOINT=x",
-    "next-line": "web\x85API_ENDPOINT=x",
-    "escape": "\x1b[31mred",
-    "unicode": "ünïcödé ✓ 🦀",
-    "invalid-utf8": b"caf\xe9".decode("utf-8", "surrogateescape"),
-}
 LINE_BREAKING = {"newline-override", "backslash-newline", "cr", "line-separator",
                  "paragraph-separator", "next-line"}
 CONTROL = LINE_BREAKING | {"nul", "escape", "blanks", "invalid-utf8"}  # "blanks" holds a tab
-
-
-def raw(value: str) -> bytes:
-    """The bytes a rendered file holds for *value* (render.py's encoding)."""
-    return value.encode("utf-8", "surrogateescape")
-
-
-def hostile(name: str, marker: Path) -> str:
-    return HOSTILE[name].replace("MARKER", str(marker))
-
-
-# ------------------------------------------------------------------ readers
-
-def source(shell: str, path: Path, name: str = "X") -> Dict[str, bytes]:
-    """Source *path* in *shell*; return the value of *name* and every variable it added."""
-    script = ('set -a; . "$1"; set +a; printf %s "${' + name + '-<unset>}" > "$2"; '
-              'env -0 > "$3"')
-    baseline = _env0(shell)
-    value_out, env_out = path.with_suffix(".value"), path.with_suffix(".envdump")
-    subprocess.run([shell, "-c", script, shell, str(path), str(value_out), str(env_out)],
-                   check=True, timeout=30, env={"PATH": os.environ["PATH"]})
-    added = {k: v for k, v in _split_env(env_out.read_bytes()).items()
-             if k not in baseline and k != name.encode()}
-    return {"value": value_out.read_bytes(), **{f"+{k.decode()}": v for k, v in added.items()}}
-
-
-@cache
-def _env0(shell: str) -> Dict[bytes, bytes]:
-    """What *shell* exports after sourcing an empty file."""
-    out = subprocess.run([shell, "-c", "set -a; . /dev/null; env -0"],
-                         check=True, capture_output=True, timeout=30,
-                         env={"PATH": os.environ["PATH"]}).stdout
-    return _split_env(out)
-
-
-def _split_env(dump: bytes) -> Dict[bytes, bytes]:
-    pairs = (entry.split(b"=", 1) for entry in dump.split(b"\0") if entry)
-    return {key: value for key, value in pairs if key not in (b"_", b"SHLVL", b"PWD")}
-
-
-def systemd_env(path: Path) -> Optional[List[bytes]]:
-    """systemd's EnvironmentFile= reading of *path*: ``KEY=value`` entries, None if refused."""
-    lib = ctypes.CDLL(LIBSYSTEMD_SHARED[-1])
-    strv = ctypes.POINTER(ctypes.c_char_p)
-    lib.load_env_file.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(strv)]
-    lib.strv_env_clean_with_callback.argtypes = [strv, ctypes.c_void_p, ctypes.c_void_p]
-    lib.strv_env_clean_with_callback.restype = strv
-    entries = strv()
-    if lib.load_env_file(None, os.fsencode(path), ctypes.byref(entries)) < 0:
-        return None
-    entries = lib.strv_env_clean_with_callback(entries, None, None)
-    result: List[bytes] = []
-    while entries and entries[len(result)] is not None:
-        result.append(entries[len(result)])
-    return result
-
-
-needs_systemd = pytest.mark.skipif(not LIBSYSTEMD_SHARED,
-                                   reason="systemd's libsystemd-shared is not installed")
 
 
 def write(tmp_path: Path, line: str) -> Path:

@@ -52,7 +52,9 @@ def _describe(char: str) -> str:
     """Name a character without quoting the value it came from."""
     if "\udc80" <= char <= "\udcff":
         return "a byte that is not valid UTF-8"
-    name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "control character")
+    name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "")
+    if not name:  # C0/C1 controls and surrogates have no Unicode name
+        name = "surrogate" if _is_surrogate(char) else "control character"
     return f"U+{ord(char):04X} ({name})"
 
 
@@ -61,8 +63,8 @@ def _refuse(name: str, text: str, bad: Callable[[str], bool], hint: str,
     """Fail naming the first offending character and its position, never the value."""
     index = next((i for i, char in enumerate(text) if bad(char)), None)
     if index is not None:
-        raise QuotingError(name, f"{noun} holds {_describe(text[index])} at character {index + 1}",
-                    hint)
+        what = f"{noun} holds {_describe(text[index])} at character {index + 1}"
+        raise QuotingError(name, what, hint)
 
 
 def _is_surrogate(char: str) -> bool:

@@ -8,6 +8,7 @@ import json as jsonlib
 from typing import Any, Callable, Dict
 
 from ..errors import Problem
+from .quoting import FILTERS as QUOTING_FILTERS
 
 
 def as_text(raw: bytes) -> str:
@@ -46,4 +47,5 @@ def json_reason(exc: Exception) -> str:
 
 FILTERS: Dict[str, Callable[..., Any]] = {
     "fromjson": fromjson, "b64decode": b64decode, "b64encode": b64encode,
+    **QUOTING_FILTERS,
 }

@@ -250,7 +250,9 @@ def profile_tables(inst: Installation, tags: Site, requests: int, out: str) -> L
     note = (f"one --onetime of the 300-tag directory at 0 ms ({requests} requests) under "
             "cProfile on every thread, clocked by each thread's own CPU time; the "
             "profiler inflates each cost: read shares and calls per request")
-    return [Table("cProfile: most own time, any module", header,
-                  rows(profiles.hot_functions(stats)), [note]),
-            Table("cProfile: imdsrender functions by cumulative time", header,
-                  rows(profiles.imdsrender_functions(stats)), [note])]
+    return [Table("cProfile, fetch worker threads (the per-request hot path): most own time",
+                  header, rows(profiles.hot_functions(stats["workers"])), [note]),
+            Table("cProfile, main thread (start-up, plan, render, write): most own time",
+                  header, rows(profiles.hot_functions(stats["main"], 15)), [note]),
+            Table("cProfile, every thread: imdsrender functions by cumulative time", header,
+                  rows(profiles.imdsrender_functions(stats["all"], 20)), [note])]

@@ -37,10 +37,18 @@ main.enable()
 from imdsrender.cli import main as cli_main
 code = cli_main(argv)
 main.disable()
-stats = pstats.Stats(profiles[0])
-for profile in profiles[1:]:
-    stats.add(profile)
-stats.dump_stats(out)
+import imdsrender
+assert "site-packages" in imdsrender.__file__, imdsrender.__file__
+def merged(chosen):
+    stats = pstats.Stats(chosen[0])
+    for profile in chosen[1:]:
+        stats.add(profile)
+    return stats
+merged(profiles).dump_stats(out)
+workers = [p for p in profiles if p is not main]
+if workers:
+    merged(workers).dump_stats(out + ".workers")
+merged([main]).dump_stats(out + ".main")
 sys.exit(code)
 """
 
@@ -65,14 +73,22 @@ def heavy_present(modules: Dict[str, float]) -> Tuple[str, ...]:
     return tuple(name for name in HEAVY if name in modules)
 
 
-def cpu_profile(inst: Installation, args: Sequence[str], out: str) -> pstats.Stats:
-    """Run imdsrender *args* under the per-thread profiler; the merged stats."""
+def cpu_profile(inst: Installation, args: Sequence[str], out: str
+                ) -> Dict[str, pstats.Stats]:
+    """Run imdsrender *args* under the per-thread profiler.
+
+    Stats by thread kind: "all", "workers" (the fetch threads: the
+    per-request hot path) and "main" (start-up, planning, render, write).
+    """
+    # cwd: ``python -c`` puts the working directory first on sys.path, and
+    # from the repository that would profile the source tree, not the wheel.
     done = subprocess.run([inst.python, "-c", _DRIVER, out, *args], capture_output=True,
-                          text=True, env=inst.env(), check=False)
+                          text=True, env=inst.env(), cwd=inst.venv, check=False)
     if done.returncode != 0 or not os.path.exists(out):
         raise RuntimeError(f"profile of {' '.join(args)}: exit {done.returncode}: "
                            f"{done.stderr[-2000:]}")
-    return pstats.Stats(out)
+    kinds = {"all": out, "workers": out + ".workers", "main": out + ".main"}
+    return {kind: pstats.Stats(path) for kind, path in kinds.items() if os.path.exists(path)}
 
 
 Row = Tuple[str, int, float, float]  # function, calls, own s, cumulative s

@@ -10,7 +10,11 @@ Sections (each a table of medians, with ratios to the bound it is judged by):
 3. start-up of ``--version``, ``check`` and ``--onetime`` against the import
    floor ``python -c "import urllib3, jinja2, yaml"`` measured in the same run;
 4. scale: 1,000 resources x 300 shared keys, wall time and peak RSS;
-5. interval mode: requests per poll with a warm cache.
+5. interval mode: requests per poll with a warm cache;
+6. as installed (bench/asusers.py, also alone with ``--as-installed``): the
+   wheel in a fresh venv, byte-code compiled; start-up, the first and the
+   unchanged run, CPU per request, ``-X importtime`` per path and a cProfile
+   of the 300-tag run, judged against issue 16's budgets.
 
 Commands are interleaved run by run, so machine noise hits every command
 alike, and only medians are reported.

@@ -27,6 +27,7 @@ PASS, FLOOR_NAME = "python -c pass", "floor: " + FLOOR
 VERSION, CHECK = "imdsrender --version", "imdsrender check (seed)"
 FIRST, UNCHANGED = "--onetime first run (seed, 0 ms)", "--onetime unchanged run (seed, 0 ms)"
 TAGS, BASELINE = "--onetime 300-tag directory (0 ms)", "--onetime 3-tag directory (0 ms)"
+QUIET_FLOOR = 0.117  # s: the import floor on the machine issue 16 measured (quiet)
 # What single imports cost, so a path's budget can be checked against its needs
 # (e.g. the unchanged run cannot be under 0.5x floor if urllib3 alone is more).
 MODULES = ("urllib3", "jinja2", "yaml", "http.client", "socket, json", "imdsrender.cli",
@@ -222,7 +223,11 @@ def section(inst: Installation, seed: Site, tags: Site, baseline: Site,
               [f"plain: {cpu.plain * 1000:.3f} ms/request (all CPU of the 300-tag run, "
                f"start-up included, / {cpu.requests} requests)",
                f"marginal: {cpu.marginal * 1000:.3f} ms/request ((300-tag CPU - 3-tag "
-               f"CPU) / extra requests): the fetch hot path alone"]),
+               f"CPU) / extra requests): the fetch hot path alone",
+               f"in floor units, which a busy machine distorts less: marginal = "
+               f"{cpu.marginal / table[FLOOR_NAME].cpu():.4f} x the floor's CPU per request "
+               f"= {cpu.marginal / table[FLOOR_NAME].cpu() * QUIET_FLOOR * 1000:.3f} ms on a "
+               f"machine whose floor is {QUIET_FLOOR * 1000:.0f} ms (issue 16's)"]),
         Table("Import cost of single modules (python -c 'import X', same venv and rounds)",
               ("command", "wall ms", "x floor", "ms above pass", "share of the floor's imports",
                "CPU x floor's"),

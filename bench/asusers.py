@@ -111,7 +111,7 @@ def startup_rows(table: Dict[str, Command], imports: Dict[str, Tuple[str, ...]]
                  ) -> List[Tuple[str, ...]]:
     floor, bare = table[FLOOR_NAME].wall(), table[PASS].wall()
     floor_cpu = table[FLOOR_NAME].cpu()
-    rows = []
+    rows: List[Tuple[str, ...]] = []
     for name, command in table.items():
         if name.startswith("import "):
             continue  # module_rows
@@ -153,7 +153,7 @@ def cpu_per_request(table: Dict[str, Command]) -> CpuPerRequest:
 
 def cpu_rows(table: Dict[str, Command]) -> List[Tuple[str, ...]]:
     floor = table[FLOOR_NAME]
-    rows = []
+    rows: List[Tuple[str, ...]] = []
     for name in (PASS, FLOOR_NAME, BASELINE, TAGS):
         command = table[name]
         per = command.cpu() / command.requests if command.requests else float("nan")

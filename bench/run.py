@@ -439,11 +439,12 @@ def _as_installed(args: argparse.Namespace, root: str, cases: List[Case]) -> Lis
     small = tag_directory(0)  # the same template on the default instance's 3 tags
     built = materialise(small, os.path.join(root, "baseline"))
     with Emulator(dict(small.fixture)) as emulator:
-        sites = [asusers.Site(c.built, c.emulator) for c in (seed, tags)]
         expected = {asusers.FIRST: seed.workload.expectation().requests,
                     asusers.TAGS: tags.workload.expectation().requests,
                     asusers.BASELINE: small.expectation().requests}
-        tables = asusers.section(inst, *sites, asusers.Site(built, emulator), expected,
+        tables = asusers.section(inst, asusers.Site(seed.built, seed.emulator),
+                                 asusers.Site(tags.built, tags.emulator),
+                                 asusers.Site(built, emulator), expected,
                                  args.user_runs, args.import_runs,
                                  args.profile_out or os.path.join(root, "tags.prof"), _log)
     for table in tables:

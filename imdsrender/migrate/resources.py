@@ -1,0 +1,217 @@
+"""One confd template resource (a parsed TOML table) as an imdsrender entry."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ..keys import glob_root
+from .common import fold_prefix, full_key, is_known_dir
+from .golex import Action, Comment, LexError, Text, lex
+from .jinjatext import one_line
+
+# Resource fields translated one to one (confd name -> imdsrender name).
+_RESOURCE_FIELDS = ("src", "dest", "keys", "mode", "uid", "gid", "owner", "group",
+                    "check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout",
+                    "prefix")
+
+
+def convert_command(cmd: str, where: str, allowed: Sequence[str]) -> Tuple[str, Tuple[str, ...]]:
+    """confd's check_cmd/reload_cmd (``{{.src}}``/``{{.dest}}``) in imdsrender form."""
+    try:
+        items = lex(cmd)
+    except LexError as exc:
+        return cmd, (f"{where}: cannot parse command template: {exc.what}",)
+    out: List[str] = []
+    problems: List[str] = []
+    for item in items:
+        if isinstance(item, Text):
+            out.append(item.text)
+        elif isinstance(item, Action) and len(item.tokens) == 1 and \
+                item.tokens[0].kind == "field" and item.tokens[0].text[1:] in allowed:
+            out.append(f"{{{{ {item.tokens[0].text[1:]} }}}}")
+        else:
+            source = item.source if isinstance(item, Action) else "{{/*...*/}}"
+            if isinstance(item, Comment):
+                continue
+            problems.append(f"{where}: untranslated {one_line(source)} in command "
+                            f"(only {', '.join('{{.' + a + '}}' for a in allowed)} are supported)")
+            out.append(source)
+    return "".join(out), tuple(problems)
+
+
+def output_template_name(src: str) -> str:
+    stem = src[: -len(".tmpl")] if src.endswith(".tmpl") else src
+    return stem + ".j2"
+
+
+def _go_duration(value: Any) -> Optional[float]:
+    """Seconds from a TOML number (seconds) or a Go duration string ("1m30s")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
+    if not parts or "".join(a + b for a, b in parts) != value.strip():
+        return None
+    return sum(float(a) * units[b] for a, b in parts)
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{int(round(seconds * 1000))}ms"
+
+
+def _parse_mode(value: Any) -> Tuple[Optional[int], str]:
+    """confd's strconv.ParseUint(mode, 0, 32): "0644" octal, "644" decimal."""
+    if not isinstance(value, str):
+        return None, "mode must be a string such as \"0644\""
+    text = value.strip().replace("_", "")
+    try:
+        if re.fullmatch(r"0[oO]?[0-7]+", text):
+            mode = int(text.lstrip("0").lstrip("oO") or "0", 8)
+        elif re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+            mode = int(text, 16)
+        elif re.fullmatch(r"0[bB][01]+", text):
+            mode = int(text, 2)
+        elif re.fullmatch(r"\d+", text):
+            mode = int(text, 10)
+            if mode > 7:
+                return None, (f"mode {value!r} is decimal to confd (= 0{mode:o}); "
+                              f"write \"0{text}\" if octal was meant")
+        else:
+            return None, f"mode {value!r} is not a number"
+    except ValueError:
+        return None, f"mode {value!r} is not a number"
+    if mode > 0o7777:
+        return None, f"mode {value!r} has bits beyond 07777"
+    return mode, ""
+
+
+def _line_of(text: str, field_name: str, table: bool = False) -> int:
+    """Line of ``field = ...`` (or of the ``[table]`` header) in a TOML file; 0: not found."""
+    name = re.escape(field_name)
+    if table:
+        m = re.compile(r"^\s*\[\s*" + name + r"\s*[\].]", re.M).search(text)
+    else:
+        m = re.compile(r"^\s*[\"']?" + name + r"[\"']?\s*=", re.M).search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else 0
+
+
+def _key_is_dir(key: str, used: Iterable[Tuple[str, str, int]]) -> bool:
+    """Decide whether a confd key (no trailing "/") is a directory for imdsrender."""
+    below = key + "/"
+    exact_leaf = False
+    for literal, kind, _ in used:
+        root = glob_root(literal) if kind == "glob" else literal
+        if root.startswith(below):
+            return True
+        if literal == key and kind == "leaf":
+            exact_leaf = True
+    return not exact_leaf and is_known_dir(key)
+
+
+def _uncovered(keys: Sequence[str], used: Iterable[Tuple[str, str, int]],
+               template_name: str, name: str) -> List[str]:
+    """Literal template keys outside the resource's keys.
+
+    confd answers those with an error, a default or false; imdsrender
+    refuses to render them, so the converted resource would not work.
+    """
+    problems = []
+    for literal, kind, line in used:
+        path = glob_root(literal) if kind == "glob" else literal
+        if not any(k in (path, path + "/") or (k.endswith("/") and path.startswith(k))
+                   for k in keys):
+            problems.append(f"{template_name}:{line}: key {path} is not in the keys of {name}; "
+                            "add it there (confd could not read it either)")
+    return problems
+
+
+def convert_resource(doc: Mapping[str, Any], name: str, global_prefix: str = "", *,
+                     text: str = "", template_keys: Iterable[Tuple[str, str, int]] = (),
+                     template_name: str = "") -> Tuple[Dict[str, Any], Tuple[str, ...]]:
+    """One confd template resource (the parsed TOML) as an imdsrender entry.
+
+    *name* is the TOML file's name for problem lines (``conf.d/x.toml``),
+    *text* its source (for line numbers), *template_keys* the (key, kind,
+    line) literals its converted template *template_name* uses: they tell
+    directory keys apart and are checked against the keys.
+    """
+    problems: List[str] = []
+
+    def where(field_name: str, table: bool = False) -> str:
+        line = _line_of(text, field_name, table) if text else 0
+        return f"{name}:{line}" if line else name
+
+    tpl = doc.get("template")
+    if not isinstance(tpl, Mapping):
+        return {}, (f"{name}: no [template] table",)
+    for key in doc:
+        if key != "template":
+            at = where(key, isinstance(doc[key], Mapping))
+            problems.append(f"{at}: [{key}] is not translated (imdsrender reads IMDS only)")
+    for key in tpl:
+        if key not in _RESOURCE_FIELDS:
+            problems.append(f"{where(key)}: field {key!r} has no imdsrender equivalent; "
+                            "not translated")
+    entry: Dict[str, Any] = {}
+    src = tpl.get("src")
+    if not isinstance(src, str) or not src:
+        problems.append(f"{where('src')}: src is missing")
+    else:
+        entry["src"] = output_template_name(src)
+    dest = tpl.get("dest")
+    if not isinstance(dest, str) or not dest:
+        problems.append(f"{where('dest')}: dest is missing")
+    else:
+        entry["dest"] = dest
+    prefix = fold_prefix(global_prefix, str(tpl.get("prefix") or ""))
+    keys = tpl.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        problems.append(f"{where('keys')}: keys must be a list of strings")
+        keys = []
+    used = list(template_keys)
+    out_keys: List[str] = []
+    for key in keys:
+        full = full_key(prefix, key)
+        if not full.endswith("/") and _key_is_dir(full, used):
+            full += "/"
+        if full not in out_keys:
+            out_keys.append(full)
+    if out_keys:  # none: imdsrender derives them from the template
+        entry["keys"] = out_keys
+        problems.extend(_uncovered(out_keys, used, template_name or "templates", name))
+    if "mode" in tpl:
+        mode, why = _parse_mode(tpl["mode"])
+        if mode is None:
+            problems.append(f"{where('mode')}: {why}")
+        else:
+            entry["mode"] = f"{mode:04o}"
+    for confd_id, confd_name, ours in (("uid", "owner", "owner"), ("gid", "group", "group")):
+        if confd_id in tpl:  # confd: a number wins over a name
+            if isinstance(tpl[confd_id], int) and not isinstance(tpl[confd_id], bool) \
+                    and tpl[confd_id] >= 0:
+                entry[ours] = tpl[confd_id]
+            else:
+                problems.append(f"{where(confd_id)}: {confd_id} must be a number")
+        elif confd_name in tpl:
+            entry[ours] = tpl[confd_name]
+    for cmd_field, allowed in (("check_cmd", ("src",)), ("reload_cmd", ("src", "dest"))):
+        if cmd_field in tpl:
+            cmd, cmd_problems = convert_command(str(tpl[cmd_field]), where(cmd_field), allowed)
+            entry[cmd_field] = cmd
+            problems.extend(cmd_problems)
+    for confd_t, ours in (("check_cmd_timeout", "check_timeout"),
+                          ("reload_cmd_timeout", "reload_timeout")):
+        if confd_t in tpl:
+            seconds = _go_duration(tpl[confd_t])
+            if seconds is None or seconds <= 0:
+                problems.append(f"{where(confd_t)}: {confd_t} {tpl[confd_t]!r} is not a duration")
+            else:
+                entry[ours] = _duration_text(seconds)
+    return entry, tuple(problems)

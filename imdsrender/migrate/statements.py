@@ -1,0 +1,234 @@
+"""Go actions (if, range, with, variables, output) as Jinja statements."""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+from .common import MARKER, PLACEHOLDER, Untranslatable
+from .expressions import Expressions
+from .golex import Action, Comment
+from .goparse import Parser
+from .jinjatext import Val, comment_safe, escape_text, one_line
+from .scope import Binding, Frame
+
+
+class Translator(Expressions):
+    """Expressions plus the actions that open, continue and close blocks."""
+
+    # -- output
+
+    def emit(self, tags: Sequence[Tuple[str, str]], ltrim: bool, rtrim: bool) -> None:
+        """Emit Jinja tags; the action's trim markers go on the outer ends."""
+        for i, (kind, body) in enumerate(tags):
+            lt = "-" if ltrim and i == 0 else ""
+            rt = "-" if rtrim and i == len(tags) - 1 else ""
+            if kind == "expr":
+                self.out.append(f"{{{{{lt} {body} {rt}}}}}")
+            elif kind == "stmt":
+                self.out.append(f"{{%{lt} {body} {rt}%}}")
+            else:
+                self.out.append(f"{{#{lt} {body} {rt}#}}")
+
+    def text(self, text: str, last: bool) -> None:
+        self.out.append(escape_text(text, last))
+
+    def untranslated(self, item: Action, why: str) -> List[Tuple[str, str]]:
+        self.problem(item.line, f"untranslated {one_line(item.source)}: {why}")
+        return [("comment", f"{MARKER}: {comment_safe(one_line(item.source))} ({why})")]
+
+    # -- actions
+
+    def action(self, item: Action) -> None:
+        self.line = item.line
+        toks = item.tokens
+        if not toks:
+            self.emit(self.untranslated(item, "empty action"), item.ltrim, item.rtrim)
+            return
+        head = toks[0].text if toks[0].kind == "ident" else ""
+        handler = {"if": self.a_if, "range": self.a_range, "with": self.a_with,
+                   "else": self.a_else, "end": self.a_end, "define": self.a_skip_block,
+                   "block": self.a_skip_block}.get(head)
+        if self.frames[-1].kind == "skip":
+            if head in ("if", "range", "with", "define", "block"):
+                self.frames.append(Frame("skip", item.line))
+            elif head == "end":
+                self.frames.pop()
+            return
+        if handler is not None:
+            handler(item)
+            return
+        try:
+            tags = self.a_pipeline(item)
+        except Untranslatable as exc:
+            tags = self.untranslated(item, str(exc)) + [("expr", PLACEHOLDER)]
+        self.emit(tags, item.ltrim, item.rtrim)
+
+    def a_pipeline(self, item: Action) -> List[Tuple[str, str]]:
+        head = item.tokens[0]
+        if head.kind == "ident" and head.text in ("template", "break", "continue"):
+            raise Untranslatable(f"{{{{{head.text}}}}} is not supported")
+        parser = Parser(item.tokens)
+        pipe = parser.pipeline()
+        if not parser.at_end():
+            raise Untranslatable("unbalanced parentheses")
+        if not pipe.decl:
+            return [("expr", self.output(self.pipe(pipe)))]
+        if len(pipe.decl) > 1:
+            raise Untranslatable("two variables outside range")
+        go_name = pipe.decl[0]
+        try:
+            val = self.pipe(pipe)
+        except Untranslatable as exc:
+            if pipe.assign:
+                raise
+            # keep the variable declared so its uses are not reported again
+            val = Val(PLACEHOLDER, "any")
+            tags = self.untranslated(item, str(exc))
+            return tags + self.declaration(go_name, val)
+        if pipe.assign:
+            binding = self.lookup(go_name)
+            if binding is None:
+                raise Untranslatable(f"assignment to undeclared {go_name}")
+            if self.loop_depth() > binding.loop_depth:
+                self.found_ns.add(binding.decl_id)
+            binding.typ = val.typ if val.typ == binding.typ else "any"
+            if binding.decl_id in self.ns_decls:
+                return [("stmt", f"set {binding.name}.v = {val.expr}")]
+            return [("stmt", f"set {binding.name} = {val.expr}")]
+        return self.declaration(go_name, val)
+
+    def declaration(self, go_name: str, val: Val) -> List[Tuple[str, str]]:
+        binding = self.declare(go_name, val.typ)
+        if binding.decl_id in self.ns_decls:
+            return [("stmt", f"set {binding.name} = namespace(v={val.expr})")]
+        return [("stmt", f"set {binding.name} = {val.expr}")]
+
+    def cond(self, item: Action, skip: int) -> Val:
+        parser = Parser(item.tokens[skip:])
+        pipe = parser.pipeline(allow_decl=False)
+        if not parser.at_end():
+            raise Untranslatable("unbalanced parentheses")
+        return self.pipe(pipe)
+
+    def a_if(self, item: Action) -> None:
+        try:
+            tags = [("stmt", f"if {self.cond(item, 1).expr}")]
+        except Untranslatable as exc:
+            tags = self.untranslated(item, str(exc)) + [("stmt", f"if {PLACEHOLDER}")]
+        self.frames.append(Frame("if", item.line, closer="endif"))
+        self.emit(tags, item.ltrim, item.rtrim)
+
+    def a_with(self, item: Action) -> None:
+        frame = Frame("with", item.line, closer="endif")
+        try:
+            val = self.cond(item, 1)
+            name = self.fresh("it")
+            frame.vars[f"$<with {name}>"] = Binding(name, val.typ, -1, self.loop_depth())
+            frame.dot = Val(name, val.typ)
+            tags = [("stmt", f"set {name} = {val.expr}"), ("stmt", f"if {name}")]
+        except Untranslatable as exc:
+            tags = self.untranslated(item, str(exc)) + [("stmt", f"if {PLACEHOLDER}")]
+        self.frames.append(frame)
+        self.emit(tags, item.ltrim, item.rtrim)
+
+    def a_range(self, item: Action) -> None:
+        frame = Frame("range", item.line, closer="endfor")
+        self.frames.append(frame)  # loop variables belong to the loop
+        try:
+            tags = self.range_tags(item, frame)
+        except Untranslatable as exc:
+            frame.vars.clear()
+            frame.dot = None
+            tags = self.untranslated(item, str(exc)) + [("stmt", f"for _ in {PLACEHOLDER}")]
+        self.emit(tags, item.ltrim, item.rtrim)
+
+    def range_tags(self, item: Action, frame: Frame) -> List[Tuple[str, str]]:
+        parser = Parser(item.tokens[1:])
+        pipe = parser.pipeline(two_vars=True)
+        if not parser.at_end():
+            raise Untranslatable("unbalanced parentheses")
+        if pipe.assign:
+            raise Untranslatable("range with '=' assignment")
+        # evaluate the source outside the loop's own scope
+        self.frames.pop()
+        try:
+            src = self.pipe(pipe)
+        finally:
+            self.frames.append(frame)
+        elem = {"kvlist": "kv", "strlist": "str"}.get(src.typ, "any")
+        base = {"kvlist": "kv", "strlist": "value", "map": "value"}.get(src.typ, "item")
+        if src.typ in ("str", "bool", "num", "kv"):
+            raise Untranslatable(f"range over a {src.typ} value")
+        extra: List[Tuple[str, str]] = []
+        if len(pipe.decl) == 2:
+            index_go, elem_go = pipe.decl
+        elif len(pipe.decl) == 1:
+            index_go, elem_go = "", pipe.decl[0]
+        else:
+            index_go, elem_go = "", ""
+        if src.typ == "map":
+            key_name = self.fresh(index_go[1:] if index_go else "key")
+            if index_go:
+                frame.vars[index_go] = Binding(key_name, "str", self.decl_counter,
+                                                self.loop_depth())
+                self.decl_counter += 1
+            elem_name = self.fresh(elem_go[1:] if elem_go else base)
+            head = f"for {key_name}, {elem_name} in {src.atom()} | dictsort(true)"
+        else:
+            elem_name = self.fresh(elem_go[1:] if elem_go else base)
+            head = f"for {elem_name} in {src.expr}"
+            if index_go:
+                index_b = self.declare(index_go, "num")
+                if index_b.decl_id in self.used_decls_known:
+                    extra.append(("stmt", f"set {index_b.name} = loop.index0"))
+        if elem_go:
+            frame.vars[elem_go] = Binding(elem_name, elem, self.decl_counter, self.loop_depth())
+            self.decl_counter += 1
+        else:
+            frame.vars[f"$<range {elem_name}>"] = Binding(elem_name, elem, -1, self.loop_depth())
+        frame.dot = Val(elem_name, elem)
+        return [("stmt", head)] + extra
+
+    def a_else(self, item: Action) -> None:
+        frame = self.frames[-1]
+        if frame.kind not in ("if", "with", "range"):
+            self.emit(self.untranslated(item, "else outside if/range/with"), item.ltrim, item.rtrim)
+            return
+        frame.vars.clear()
+        frame.dot = None
+        toks = item.tokens
+        if len(toks) > 1 and toks[1].text == "if" and frame.kind == "if":
+            try:
+                tags = [("stmt", f"elif {self.cond(item, 2).expr}")]
+            except Untranslatable as exc:
+                tags = self.untranslated(item, str(exc)) + [("stmt", f"elif {PLACEHOLDER}")]
+        elif len(toks) > 1:
+            tags = self.untranslated(item, "only {{else}} and {{else if}} are supported") + \
+                [("stmt", f"elif {PLACEHOLDER}" if frame.kind != "range" else "else")]
+        else:
+            tags = [("stmt", "else")]
+        self.emit(tags, item.ltrim, item.rtrim)
+
+    def a_end(self, item: Action) -> None:
+        if len(self.frames) == 1:
+            self.emit(self.untranslated(item, "{{end}} without a block"), item.ltrim, item.rtrim)
+            return
+        frame = self.frames.pop()
+        self.emit([("stmt", frame.closer)], item.ltrim, item.rtrim)
+
+    def a_skip_block(self, item: Action) -> None:
+        tags = self.untranslated(item, "template definitions are not supported; "
+                                 "the block's body was dropped")
+        self.frames.append(Frame("skip", item.line))
+        self.emit(tags, item.ltrim, item.rtrim)
+
+    def comment(self, item: Comment) -> None:
+        self.emit([("comment", comment_safe(item.text.strip()))], item.ltrim, item.rtrim)
+
+    def finish(self) -> None:
+        while len(self.frames) > 1:
+            frame = self.frames.pop()
+            self.problem(frame.line, f"{frame.kind} block is never closed with {{{{end}}}}")
+            if frame.closer:
+                self.out.append(f"{{% {frame.closer} %}}")
+

@@ -111,6 +111,14 @@ def _json_reason(exc: Exception) -> str:
     return str(exc)
 
 
+def getenv(name: str, default: str = "") -> str:
+    """A variable of imdsrender's environment (the unit's Environment=/EnvironmentFile=).
+
+    As confd's getenv: unset or empty gives *default*.
+    """
+    return os.environ.get(name) or default
+
+
 FILTERS: Dict[str, Callable[..., Any]] = {
     "fromjson": fromjson, "b64decode": b64decode, "b64encode": b64encode,
 }
@@ -162,7 +170,8 @@ class _Reader:
 
     def functions(self) -> Dict[str, Callable[..., Any]]:
         return {"getv": self.getv, "exists": self.exists, "getvs": self.getvs,
-                "gets": self.gets, "ls": self.ls, "lsdir": self.lsdir, "json": self.json}
+                "gets": self.gets, "ls": self.ls, "lsdir": self.lsdir, "json": self.json,
+                "getenv": getenv}
 
     def _key(self, function: str, argument: Any) -> str:
         """The normalised path a call reads, after checking the resource may read it."""

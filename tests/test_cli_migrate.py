@@ -31,7 +31,7 @@ def test_untranslatable_is_reported_and_the_rest_written(tmp_path: Path) -> None
     src = tmp_path / "confd"
     shutil.copytree(CORPUS, src)
     template = src / "templates" / "instance.tmpl"
-    template.write_text(template.read_text() + '{{define "x"}}nope{{end}}\n')
+    template.write_text(template.read_text() + '{{lookupSRV "db" "tcp" "x"}}\n')
     out = tmp_path / "out"
     result = run_cli("migrate-confd", str(src), str(out))
     assert result.returncode == 1

@@ -173,7 +173,7 @@ def _convert(text: str, prefix: str = "/") -> str:
     ('{{base "/a/b/c"}}', '{{ "/a/b/c".rstrip("/").split("/") | last }}'),
     ('{{dir "/a/b/c"}}', '{{ "/a/b/c".rsplit("/", 1)[0] or "/" }}'),
     ('{{$d := json (getv "/doc")}}{{$d.region}}',
-     '{% set d = getv("/meta-data/doc") | fromjson %}{{ d.region }}'),
+     '{% set d = getv("/meta-data/doc") | fromjson %}{{ d.region | default("<no value>") }}'),
     ('{{base64Decode (getv "/k")}}{{getv "/k" | base64Encode}}',
      '{{ getv("/meta-data/k") | b64decode }}{{ getv("/meta-data/k") | b64encode }}'),
     ('{{replace (getv "/k") "-" "_" -1}}', '{{ getv("/meta-data/k") | replace("-", "_") }}'),
@@ -250,9 +250,15 @@ def test_range_over_a_json_map_is_sorted_by_key() -> None:
 
 
 @pytest.mark.parametrize("go, why", [
-    ('{{getenv "HOME"}}', "function 'getenv' has no imdsrender equivalent"),
-    ('{{datetime}}', "function 'datetime' has no imdsrender equivalent"),
-    ('{{template "x" .}}', "{{template}} is not supported"),
+    ('{{lookupIP "db.internal"}}', "function 'lookupIP' has no imdsrender equivalent; "
+     "resolving names at render time is not supported; let the service resolve the name, "
+     "or put the address in a tag"),
+    ('{{datetime}}', "function 'datetime' has no imdsrender equivalent; output must depend on "
+     "metadata only (a timestamp rewrites the file on every run); drop it"),
+    ('{{hashToIPv4 "x"}}', "function 'hashToIPv4' has no imdsrender equivalent; not a confd "
+     "function (a fork's or plugin's own, e.g. calico's hashToIPv4); rewrite the spot with "
+     "Jinja expressions and filters"),
+    ('{{break}}', "{{break}} is not supported"),
     ('{{.}}', "confd's template data ('.' outside range/with) is empty"),
     ('{{printf "%q" (getv "/k")}}', "printf verb other than %s %d %v %f %%"),
     ('{{range gets "/p/*"}}{{.}}{{end}}', "printing a kv value (Go's formatting of it differs)"),
@@ -269,11 +275,16 @@ def test_untranslatable_construct_is_marked_and_reported(go: str, why: str) -> N
     assert out.endswith('\ntail {{ getv("/meta-data/k") }}\n')  # the rest still translated
 
 
-def test_define_block_is_dropped_and_reported() -> None:
-    out, problems = convert_template('a\n{{define "x"}}{{getv "/k"}}{{end}}b', "templates/t.tmpl")
-    assert problems == ("templates/t.tmpl:2: untranslated {{define \"x\"}}: template definitions"
-                        " are not supported; the block's body was dropped",)
-    assert out.startswith("a\n{# ") and out.endswith("#}b")
+def test_define_becomes_a_macro_written_first_and_template_calls_it() -> None:
+    """Go may call a template before its {{define}}; Jinja needs the macro first."""
+    out = _convert('{{template "row" "a"}}\n{{define "row"}}<{{.}}>{{end}}b')
+    assert out == ('{% macro tpl_row(dot) %}<{{ dot }}>{% endmacro %}'
+                   '{{ tpl_row("a") }}\nb')
+
+
+def test_template_never_defined_is_reported() -> None:
+    _, problems = convert_template('a\n{{template "nope"}}', "templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:2: template 'nope' is never defined",)
 
 
 def test_unclosed_block_is_reported_and_closed() -> None:
@@ -452,15 +463,16 @@ def test_untranslatable_construct_reports_file_line_and_the_rest_is_written(
         "templates/good.tmpl": 'a={{getv "/a"}}\n',
         "conf.d/bad.toml": ('[template]\nsrc = "bad.tmpl"\ndest = "/etc/bad"\nkeys = ["/a"]\n'
                             'min_reload_interval = "30s"\n'),
-        "templates/bad.tmpl": 'a={{getv "/a"}}\nhost={{getenv "HOSTNAME"}}\nz={{getv "/a"}}\n',
+        "templates/bad.tmpl": 'a={{getv "/a"}}\nhost={{lookupIP "db"}}\nz={{getv "/a"}}\n',
     })
     out = tmp_path / "out"
     report = migrate_confdir(str(src), str(out))
     assert report == MigrationReport(
         written=("conf.d/bad.yaml", "conf.d/good.yaml", "templates/bad.j2", "templates/good.j2"),
         problems=(
-            "templates/bad.tmpl:2: untranslated {{getenv \"HOSTNAME\"}}: function 'getenv' "
-            "has no imdsrender equivalent",
+            "templates/bad.tmpl:2: untranslated {{lookupIP \"db\"}}: function 'lookupIP' "
+            "has no imdsrender equivalent; resolving names at render time is not supported; "
+            "let the service resolve the name, or put the address in a tag",
             "conf.d/bad.toml:5: field 'min_reload_interval' has no imdsrender equivalent; "
             "not translated",
         ))

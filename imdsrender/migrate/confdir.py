@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
-from .common import MigrationError, MigrationReport, fold_prefix
+from .common import MigrationError, MigrationReport, fold_prefix, full_key
 from .resources import convert_resource, output_template_name
 from .template import translate
 
@@ -93,6 +93,44 @@ class TemplateJob:
     keys: List[Tuple[str, str, int]] = field(default_factory=list)
 
 
+def toml_files(conf_dir: str) -> Tuple[List[str], List[str]]:
+    """Every ``*toml`` file below conf.d (relative, "/"-separated), as confd finds them.
+
+    confd walks conf.d recursively without following directory links; so do
+    we, and every TOML-named entry that is not read is reported, never
+    skipped silently.
+    """
+    found: List[str] = []
+    problems: List[str] = []
+    for top, dirs, files in os.walk(conf_dir):
+        rel_top = os.path.relpath(top, conf_dir).replace(os.sep, "/")
+        prefix = "" if rel_top == "." else rel_top + "/"
+        for d in sorted(dirs):
+            if os.path.islink(os.path.join(top, d)):
+                problems.append(f"conf.d/{prefix}{d}: a link to a directory; not followed "
+                                "(confd does not follow it either)")
+        dirs.sort()
+        for f in sorted(files):
+            if not f.endswith("toml"):
+                continue
+            if os.path.isfile(os.path.join(top, f)):
+                found.append(prefix + f)
+            else:
+                problems.append(f"conf.d/{prefix}{f}: not a regular file; not converted")
+    return sorted(found), problems
+
+
+def _unique(rel_stem: str, taken: Set[str]) -> str:
+    """A flat conf.d name for a nested TOML (imdsrender reads conf.d/*.yaml only)."""
+    base = rel_stem.replace("/", "-")
+    name, n = base, 2
+    while name in taken:
+        name = f"{base}-{n}"
+        n += 1
+    taken.add(name)
+    return name
+
+
 def migrate_confdir(src: str, out: str, *, force: bool = False) -> MigrationReport:
     """Convert the confd confdir *src* into the imdsrender confdir *out*."""
     real_src, real_out = _check_dirs(src, out, force)
@@ -102,11 +140,10 @@ def migrate_confdir(src: str, out: str, *, force: bool = False) -> MigrationRepo
         settings, _ = _load_toml(confd_toml, "confd.toml")
         global_prefix = str(settings.get("prefix") or "")
     conf_dir = os.path.join(real_src, "conf.d")
-    names = sorted(n for n in os.listdir(conf_dir) if n.endswith("toml")
-                   and os.path.isfile(os.path.join(conf_dir, n)))
+    names, problems = toml_files(conf_dir)
     loaded = [(n, _load_toml(os.path.join(conf_dir, n), f"conf.d/{n}")) for n in names]
-    problems: List[str] = []
     written: List[str] = []
+    yaml_names: Set[str] = set()
     jobs: Dict[Tuple[str, str], TemplateJob] = {}
     taken: Set[str] = set()
     for fname, (doc, text) in loaded:
@@ -121,8 +158,9 @@ def migrate_confdir(src: str, out: str, *, force: bool = False) -> MigrationRepo
             entry["src"] = job.out_name
         problems.extend(resource_problems)
         if entry:
-            stem = fname[: -len(".toml")] if fname.endswith(".toml") else fname
-            _write(real_out, f"conf.d/{stem}.yaml", _yaml_text(entry, rel), written)
+            yaml_name = _unique(fname[: -len(".toml")] if fname.endswith(".toml") else fname,
+                                yaml_names)
+            _write(real_out, f"conf.d/{yaml_name}.yaml", _yaml_text(entry, rel), written)
     for job in jobs.values():
         _write(real_out, f"templates/{job.out_name}", job.text, written)
     return MigrationReport(tuple(sorted(written)), tuple(problems))
@@ -155,7 +193,10 @@ def _template_job(real_src: str, tpl: Mapping[str, Any], global_prefix: str,
         out_name = output_template_name(rel)[: -len(".j2")] + f"-{n}.j2"
         n += 1
     taken.add(out_name)
-    result = translate(source, name, prefix)
+    keys = tpl.get("keys")
+    declared = [full_key(prefix, k) for k in keys if isinstance(k, str)] \
+        if isinstance(keys, list) else []
+    result = translate(source, name, prefix, declared)
     problems.extend(result.problems)
     job = TemplateJob(out_name, result.text, name, result.literal_keys)
     jobs[(src, prefix)] = job

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from ..keys import TEMPLATE_FUNCTIONS
 from .common import Untranslatable, full_key
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, HINTS, UNKNOWN_HINT
 from .goparse import Node, Pipe
-from .jinjatext import Val, jstr, number
+from .jinjatext import Val, jstr, maybe_missing, number
 from .scope import Scope
 
 _DICT_ATTRS = set(dir(dict)) | set(dir(str))
@@ -25,10 +25,24 @@ class Expressions(Scope):
     survives a loop iteration) and which range index variables are used.
     """
 
-    def __init__(self, name: str, prefix: str, ns_decls: Set[int], used_decls: Set[int]) -> None:
+    def __init__(self, name: str, prefix: str, ns_decls: Set[int], used_decls: Set[int],
+                 dirs: FrozenSet[str] = frozenset(),
+                 macro_dots: Optional[Dict[str, str]] = None) -> None:
         super().__init__()
         self.name = name
         self.prefix = prefix
+        # The full IMDS path confd's prefix stands for ("/meta-data/app"):
+        # confd's store, and so .Key, holds keys relative to it.
+        self.root = full_key(prefix, "/").rstrip("/") if prefix.strip("/") else ""
+        self.dirs = dirs  # literal keys known to be directories (exists() is false on them)
+        # {{define}}d templates: Go name -> macro name, the type of dot each is
+        # called with (learnt in the first pass), and where they are called.
+        self.macro_names: Dict[str, str] = {}
+        self.macro_dots: Dict[str, str] = dict(macro_dots or {})
+        self.called: Dict[str, int] = {}
+        self.defined: Set[str] = set()
+        self.macros: List[str] = []
+        self.outer: List[List[str]] = []
         self.ns_decls = ns_decls
         self.used_decls_known = used_decls
         self.out: List[str] = []
@@ -53,7 +67,11 @@ class Expressions(Scope):
                 key += "/"
             full = full_key(self.prefix, key)
             self.literal_keys.append((full, kind, self.line))
-            return Val(jstr(full), "str")
+            return Val(jstr(full), "str", literal=full)
+        if val.hint:  # reads at or below the literal start of a key built at run time
+            self.literal_keys.append((full_key(self.prefix, val.hint), "prefix", self.line))
+        else:
+            self.literal_keys.append((full_key(self.prefix, "/"), "unknown", self.line))
         if self.prefix == "/":
             return val
         return Val(f"{jstr(self.prefix)} ~ {val.atom()}", "str", atomic=False)
@@ -107,23 +125,23 @@ class Expressions(Scope):
             raise Untranslatable(f"undefined variable {go_name}")
         self.used.add(binding.decl_id)
         if binding.decl_id in self.ns_decls:
-            return Val(f"{binding.name}.v", binding.typ)
-        return Val(binding.name, binding.typ)
+            return Val(f"{binding.name}.v", binding.typ, hint=binding.hint)
+        return Val(binding.name, binding.typ, hint=binding.hint)
 
     def fields(self, val: Val, names: Sequence[str]) -> Val:
         for name in names:
             if val.typ == "kv" and name == "Key":
-                if self.prefix == "/":
+                if not self.root:
                     val = Val(f"{val.atom()}.key", "str")
                 else:  # confd's .Key is relative to the prefix
-                    val = Val(f"{val.atom()}.key[{len(self.prefix)}:]", "str")
+                    val = Val(f"{val.atom()}.key[{len(self.root)}:]", "str")
             elif val.typ == "kv" and name == "Value":
                 val = Val(f"{val.atom()}.value", "str")
             elif val.typ in ("map", "any"):
                 if name in _DICT_ATTRS or not name.isidentifier():
-                    val = Val(f"{val.atom()}[{jstr(name)}]", "any")
+                    val = maybe_missing(f"{val.atom()}[{jstr(name)}]")
                 else:
-                    val = Val(f"{val.atom()}.{name}", "any")
+                    val = maybe_missing(f"{val.atom()}.{name}")
             else:
                 raise Untranslatable(f"field .{name} of a {val.typ} value")
         return val
@@ -133,10 +151,12 @@ class Expressions(Scope):
         if piped is not None:
             args.append(piped)
         if fname in KEY_FUNCTIONS and args:
-            return self.key_call(fname, self.key_arg(args[0], KEY_FUNCTIONS[fname]), args[1:])
+            kind = "exists" if fname == "exists" else KEY_FUNCTIONS[fname]
+            return self.key_call(fname, self.key_arg(args[0], kind), args[1:])
         handler = FUNCTIONS.get(fname)
         if handler is None:
-            raise Untranslatable(f"function {fname!r} has no imdsrender equivalent")
+            raise Untranslatable(f"function {fname!r} has no imdsrender equivalent; "
+                                 + HINTS.get(fname, UNKNOWN_HINT))
         return handler(self, args)
 
     def key_call(self, fname: str, key: Val, rest: List[Val]) -> Val:
@@ -148,6 +168,8 @@ class Expressions(Scope):
         if rest:
             raise Untranslatable(f"{fname} takes one argument")
         if fname == "exists":
+            if key.literal is not None and key.literal.rstrip("/") in self.dirs:
+                return Val("false", "bool")  # confd's exists() is true for values only
             return Val(f"exists({key.expr})", "bool")
         if fname == "gets":
             return Val(f"gets({key.expr})", "kvlist")
@@ -163,5 +185,7 @@ class Expressions(Scope):
             return f'"[" ~ ({val.expr} | join(" ")) ~ "]"'
         if val.typ in ("kv", "kvlist", "map", "list", "nil"):
             raise Untranslatable(f"printing a {val.typ} value (Go's formatting of it differs)")
+        if val.raw is not None:
+            return f'{val.raw} | default("<no value>")'
         return val.expr
 

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Callable, Dict, List
 
 from .common import Untranslatable
-from .jinjatext import Val, jstr
+from .jinjatext import Val, jstr, maybe_missing
 
 if TYPE_CHECKING:
     from .expressions import Expressions
@@ -92,17 +92,24 @@ def _f_printf(t: Expressions, args: List[Val]) -> Val:
         lambda m: m.group(0)[:-1] + ("s" if m.group(4) == "v" else m.group(4)), fmt.literal)
     if not rest:
         return Val(jstr(py_fmt.replace("%%", "%")), "str", literal=py_fmt.replace("%%", "%"))
-    arg_list = ", ".join(a.expr for a in rest)
-    return Val(f"{jstr(py_fmt)} | format({arg_list})", "str", atomic=False)
+    arg_list = ", ".join(t.output(a) if a.typ == "bool" else a.expr for a in rest)
+    hint = _PRINTF_VERB.split(fmt.literal, 1)[0] if verbs else None
+    return Val(f"{jstr(py_fmt)} | format({arg_list})", "str", atomic=False, hint=hint)
 
 
 def _f_index(t: Expressions, args: List[Val]) -> Val:
+    """Go's index: a missing map key is the zero value, a list index out of range fails."""
     if len(args) < 2:
         raise Untranslatable("index needs a collection and an index")
     val = args[0]
     for idx in args[1:]:
-        typ = "str" if val.typ == "strlist" else "any"
-        val = Val(f"{val.atom()}[{idx.expr}]", typ)
+        if val.typ in ("str", "num", "bool"):
+            raise Untranslatable(f"index of a {val.typ} value")
+        if val.typ in ("strlist", "list", "kvlist") or idx.typ == "num":
+            typ = {"strlist": "str", "kvlist": "kv"}.get(val.typ, "any")
+            val = Val(f"{val.atom()}[{idx.expr}]", typ)
+        else:
+            val = maybe_missing(f"{val.atom()}[{idx.expr}]")
     return val
 
 
@@ -122,10 +129,13 @@ def _f_compare(op: str) -> Callable[[Expressions, List[Val]], Val]:
 
 
 def _f_logic(op: str) -> Callable[[Expressions, List[Val]], Val]:
+    """Go's and/or return an operand (not a bool), short-circuiting, as Python's do."""
     def fn(t: Expressions, args: List[Val]) -> Val:
-        if len(args) < 2:
-            raise Untranslatable(f"{op} needs two or more arguments")
-        typ = "bool" if all(a.typ == "bool" for a in args) else "any"
+        if not args:
+            raise Untranslatable(f"{op} needs an argument")
+        if len(args) == 1:
+            return args[0]
+        typ = args[0].typ if all(a.typ == args[0].typ for a in args) else "any"
         return Val(f" {op} ".join(a.atom() for a in args), typ, atomic=False)
     return fn
 
@@ -135,10 +145,101 @@ def _f_not(t: Expressions, args: List[Val]) -> Val:
     return Val(f"not {args[0].atom()}", "bool", atomic=False)
 
 
+def _is_string(val: Val) -> str:
+    """Go's "is this operand a string" as a Jinja test: "" no, "1" yes, else an expression."""
+    if val.typ == "str":
+        return "1"
+    if val.typ == "any":
+        return f"{val.atom()} is string"
+    return ""
+
+
+def _space(a: Val, b: Val) -> str:
+    """Go's fmt.Sprint puts a space between operands when neither is a string."""
+    tests = [_is_string(a), _is_string(b)]
+    if "1" in tests:
+        return ""
+    runtime = [test for test in tests if test]
+    if not runtime:
+        return '" "'
+    return f'(" " if not ({" or ".join(runtime)}) else "")'
+
+
 def _f_print(t: Expressions, args: List[Val]) -> Val:
-    if len(args) != 1:
-        raise Untranslatable("print with several arguments")
-    return args[0]
+    if len(args) == 1 and args[0].typ == "str":
+        return args[0]
+    if not args:
+        return Val('""', "str", literal="")
+    parts = [f"({t.output(args[0])})"]
+    for prev, cur in zip(args, args[1:]):
+        space = _space(prev, cur)
+        parts.extend(([space] if space else []) + [f"({t.output(cur)})"])
+    hint = args[0].literal if len(args) > 1 else None
+    return Val(" ~ ".join(parts), "str", atomic=False, hint=hint)
+
+
+def _f_println(t: Expressions, args: List[Val]) -> Val:
+    """Go's fmt.Sprintln: always a space between operands, and a newline."""
+    parts = [f"({t.output(a)})" for a in args]
+    return Val(" ~ ".join(parts[:1] + [f'" " ~ {p}' for p in parts[1:]] + ['"\\n"']),
+               "str", atomic=False)
+
+
+def _f_getenv(t: Expressions, args: List[Val]) -> Val:
+    """confd's getenv: the variable, or the default (or "") when unset or empty."""
+    if len(args) not in (1, 2):
+        raise Untranslatable(f"getenv takes a name and at most one default, got {len(args)}")
+    return Val(f"getenv({', '.join(a.expr for a in args)})", "str")
+
+
+def _f_trim_suffix(t: Expressions, args: List[Val]) -> Val:
+    _arity(args, 2, "trimSuffix")
+    s, suffix = args
+    if suffix.literal is None:
+        raise Untranslatable("trimSuffix with a computed suffix")
+    if not suffix.literal:
+        return s
+    return Val(f"{s.atom()}[:-{len(suffix.literal)}] if {s.atom()}.endswith({suffix.expr}) "
+               f"else {s.atom()}", "str", atomic=False)
+
+
+def _f_arith(op: str) -> Callable[[Expressions, List[Val]], Val]:
+    """confd's add/sub/mul on ints (div and mod round differently in Go: not translated)."""
+    def fn(t: Expressions, args: List[Val]) -> Val:
+        _arity(args, 2, op)
+        return Val(f"{args[0].atom()} {op} {args[1].atom()}", "num", atomic=False)
+    return fn
+
+
+_DNS_HINT = ("resolving names at render time is not supported; let the service resolve "
+             "the name, or put the address in a tag")
+_JINJA_HINT = "rewrite it with Jinja: {}"
+# Why a confd function has no translation, and what to do instead.
+HINTS: Dict[str, str] = {
+    "lookupIP": _DNS_HINT, "lookupIPV4": _DNS_HINT, "lookupIPV6": _DNS_HINT,
+    "lookupSRV": _DNS_HINT,
+    "datetime": "output must depend on metadata only (a timestamp rewrites the file on "
+                "every run); drop it",
+    "fileExists": "templates read metadata only; test files in check_cmd or the service",
+    "hostname": 'use getv("/meta-data/local-hostname")',
+    "get": "use getv for the value; the key is the literal you passed",
+    "cget": "encrypted values are not supported; let the service read the secret",
+    "cgetv": "encrypted values are not supported; let the service read the secret",
+    "cgets": "encrypted values are not supported; let the service read the secret",
+    "cgetvs": "encrypted values are not supported; let the service read the secret",
+    "map": _JINJA_HINT.format("{% set m = {\"k\": v} %}"),
+    "seq": _JINJA_HINT.format("range(a, b + 1)"),
+    "reverse": _JINJA_HINT.format("x | reverse | list"),
+    "atoi": _JINJA_HINT.format("x | int (which gives 0 where Go fails)"),
+    "parseBool": _JINJA_HINT.format('x in ("1", "t", "T", "true", "TRUE", "True")'),
+    "div": _JINJA_HINT.format("a // b (Python rounds down, Go toward zero)"),
+    "mod": _JINJA_HINT.format("a % b (Python's sign follows b, Go's a)"),
+    "sortByLength": _JINJA_HINT.format("x | sort(attribute=\"__len__\")"),
+    "sortKVByLength": _JINJA_HINT.format("x | sort(attribute=\"key.__len__\")"),
+    "include": "put the shared part in its own template and {% include %} it",
+}
+UNKNOWN_HINT = ("not a confd function (a fork's or plugin's own, e.g. calico's hashToIPv4); "
+                "rewrite the spot with Jinja expressions and filters")
 
 
 FUNCTIONS: Dict[str, Callable[[Expressions, List[Val]], Val]] = {
@@ -147,7 +248,9 @@ FUNCTIONS: Dict[str, Callable[[Expressions, List[Val]], Val]] = {
     "json": _f_json, "jsonArray": _f_json_array, "split": _f_split, "join": _f_join,
     "base": _f_base, "dir": _f_dir, "replace": _f_replace, "contains": _f_contains,
     "printf": _f_printf, "index": _f_index, "len": _f_len, "not": _f_not,
-    "and": _f_logic("and"), "or": _f_logic("or"), "print": _f_print,
+    "and": _f_logic("and"), "or": _f_logic("or"), "print": _f_print, "println": _f_println,
+    "getenv": _f_getenv, "trimSuffix": _f_trim_suffix, "add": _f_arith("+"),
+    "sub": _f_arith("-"), "mul": _f_arith("*"),
     "eq": _f_compare("=="), "ne": _f_compare("!="), "lt": _f_compare("<"),
     "le": _f_compare("<="), "gt": _f_compare(">"), "ge": _f_compare(">="),
 }

@@ -17,9 +17,21 @@ class Val:
     typ: str  # str bool num nil strlist kvlist kv map list any
     atomic: bool = True  # can take a filter, attribute or subscript as is
     literal: Optional[str] = None  # the Go string, for literal strings
+    # A map field or index that may be missing: Go gives its zero value (an
+    # empty, false value; "<no value>" when printed).  expr already defaults
+    # it to none; raw is the plain access, for printing it Go's way.
+    raw: Optional[str] = None
+    # For a key built at run time: the literal start of it (printf's format
+    # up to the first verb), which tells directory keys apart; "" unknown.
+    hint: Optional[str] = None
 
     def atom(self) -> str:
         return self.expr if self.atomic else f"({self.expr})"
+
+
+def maybe_missing(access: str) -> Val:
+    """A map field or index: Go's zero value (none here) when the key is missing."""
+    return Val(f"{access} | default(none)", "any", atomic=False, raw=access)
 
 
 def jstr(value: str) -> str:

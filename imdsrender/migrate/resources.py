@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ..keys import glob_root
-from .common import fold_prefix, full_key, is_known_dir
+from .common import fold_prefix, full_key
 from .golex import Action, Comment, LexError, Text, lex
 from .jinjatext import one_line
+from .keyuse import Use, derive_keys, key_form, uncovered
 
 # Resource fields translated one to one (confd name -> imdsrender name).
 _RESOURCE_FIELDS = ("src", "dest", "keys", "mode", "uid", "gid", "owner", "group",
@@ -102,34 +102,31 @@ def _line_of(text: str, field_name: str, table: bool = False) -> int:
     return text.count("\n", 0, m.start()) + 1 if m else 0
 
 
-def _key_is_dir(key: str, used: Iterable[Tuple[str, str, int]]) -> bool:
-    """Decide whether a confd key (no trailing "/") is a directory for imdsrender."""
-    below = key + "/"
-    exact_leaf = False
-    for literal, kind, _ in used:
-        root = glob_root(literal) if kind == "glob" else literal
-        if root.startswith(below):
-            return True
-        if literal == key and kind == "leaf":
-            exact_leaf = True
-    return not exact_leaf and is_known_dir(key)
-
-
-def _uncovered(keys: Sequence[str], used: Iterable[Tuple[str, str, int]],
-               template_name: str, name: str) -> List[str]:
-    """Literal template keys outside the resource's keys.
-
-    confd answers those with an error, a default or false; imdsrender
-    refuses to render them, so the converted resource would not work.
-    """
-    problems = []
-    for literal, kind, line in used:
-        path = glob_root(literal) if kind == "glob" else literal
-        if not any(k in (path, path + "/") or (k.endswith("/") and path.startswith(k))
-                   for k in keys):
-            problems.append(f"{template_name}:{line}: key {path} is not in the keys of {name}; "
-                            "add it there (confd could not read it either)")
-    return problems
+def _keys(keys: Any, prefix: str, uses: List[Use], where: str,
+          template_name: str) -> Tuple[List[str], List[str]]:
+    """The resource's keys as full IMDS paths, each decided leaf or directory."""
+    problems: List[str] = []
+    if keys is None:  # confd accepts it: the template's reads say what to fetch
+        if not any(kind in ("prefix", "unknown") for _, kind, _ in uses):
+            return [], problems  # imdsrender derives literal keys itself
+        keys_full = derive_keys(uses)
+    elif not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return [], [f"{where}: keys must be a list of strings"]
+    else:
+        keys_full = [full_key(prefix, k) for k in keys]
+    out: List[str] = []
+    for full in keys_full:
+        if not full.endswith("/"):
+            form = key_form(full, uses)
+            if form.directory:
+                full += "/"
+            if form.undecided:
+                problems.append(f"{template_name}:{form.line}: a key built at run time may read "
+                                f"below {full[:-1]}; made it the directory key {full} (if it is "
+                                "one value, remove the trailing /)")
+        if full not in out:
+            out.append(full)
+    return out, problems
 
 
 def convert_resource(doc: Mapping[str, Any], name: str, global_prefix: str = "", *,
@@ -170,22 +167,16 @@ def convert_resource(doc: Mapping[str, Any], name: str, global_prefix: str = "",
         problems.append(f"{where('dest')}: dest is missing")
     else:
         entry["dest"] = dest
+        if not dest.startswith("/"):
+            problems.append(f"{where('dest')}: dest {dest!r} is relative (confd resolved it "
+                            "against its working directory); write the absolute path")
     prefix = fold_prefix(global_prefix, str(tpl.get("prefix") or ""))
-    keys = tpl.get("keys")
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        problems.append(f"{where('keys')}: keys must be a list of strings")
-        keys = []
-    used = list(template_keys)
-    out_keys: List[str] = []
-    for key in keys:
-        full = full_key(prefix, key)
-        if not full.endswith("/") and _key_is_dir(full, used):
-            full += "/"
-        if full not in out_keys:
-            out_keys.append(full)
+    out_keys, key_problems = _keys(tpl.get("keys"), prefix, list(template_keys),
+                                   where("keys"), template_name or "templates")
+    problems.extend(key_problems)
     if out_keys:  # none: imdsrender derives them from the template
         entry["keys"] = out_keys
-        problems.extend(_uncovered(out_keys, used, template_name or "templates", name))
+        problems.extend(uncovered(out_keys, template_keys, template_name or "templates", name))
     if "mode" in tpl:
         mode, why = _parse_mode(tpl["mode"])
         if mode is None:

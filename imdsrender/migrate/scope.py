@@ -21,11 +21,12 @@ class Binding:
     typ: str
     decl_id: int
     loop_depth: int
+    hint: Optional[str] = None  # Val.hint of what it holds (a key built at run time)
 
 
 @dataclass
 class Frame:
-    kind: str  # root if range with skip
+    kind: str  # root if range with define
     line: int
     vars: Dict[str, Binding] = field(default_factory=dict)
     dot: Optional[Val] = None
@@ -38,7 +39,7 @@ JINJA_RESERVED = {
     "from", "extends", "raw", "endraw", "self", "varargs", "kwargs", "caller", "loop",
     "namespace", "true", "false", "none", "True", "False", "None", "range", "dict", "lipsum",
     "cycler", "joiner", "src", "dest", PLACEHOLDER,
-    "getv", "exists", "gets", "getvs", "ls", "lsdir", "json",
+    "getv", "exists", "gets", "getvs", "ls", "lsdir", "json", "getenv",
 }
 
 
@@ -74,15 +75,16 @@ class Scope:
             n += 1
         return name
 
-    def declare(self, go_name: str, typ: str) -> Binding:
-        binding = Binding(self.fresh(go_name[1:]), typ, self.decl_counter, self.loop_depth())
+    def declare(self, go_name: str, typ: str, hint: Optional[str] = None) -> Binding:
+        binding = Binding(self.fresh(go_name[1:]), typ, self.decl_counter, self.loop_depth(),
+                          hint)
         self.decl_counter += 1
         self.frames[-1].vars[go_name] = binding
         return binding
 
     def dot(self) -> Optional[Val]:
         for frame in reversed(self.frames):
-            if frame.kind in ("range", "with") and frame.dot is not None:
+            if frame.kind in ("range", "with", "define") and frame.dot is not None:
                 return frame.dot
         return None
 

@@ -6,7 +6,7 @@ from typing import List, Sequence, Tuple
 
 from .common import MARKER, PLACEHOLDER, Untranslatable
 from .expressions import Expressions
-from .golex import Action, Comment
+from .golex import Action, Comment, go_unquote
 from .goparse import Parser
 from .jinjatext import Val, comment_safe, escape_text, one_line
 from .scope import Binding, Frame
@@ -46,14 +46,8 @@ class Translator(Expressions):
             return
         head = toks[0].text if toks[0].kind == "ident" else ""
         handler = {"if": self.a_if, "range": self.a_range, "with": self.a_with,
-                   "else": self.a_else, "end": self.a_end, "define": self.a_skip_block,
-                   "block": self.a_skip_block}.get(head)
-        if self.frames[-1].kind == "skip":
-            if head in ("if", "range", "with", "define", "block"):
-                self.frames.append(Frame("skip", item.line))
-            elif head == "end":
-                self.frames.pop()
-            return
+                   "else": self.a_else, "end": self.a_end, "define": self.a_define,
+                   "block": self.a_define}.get(head)
         if handler is not None:
             handler(item)
             return
@@ -65,7 +59,9 @@ class Translator(Expressions):
 
     def a_pipeline(self, item: Action) -> List[Tuple[str, str]]:
         head = item.tokens[0]
-        if head.kind == "ident" and head.text in ("template", "break", "continue"):
+        if head.kind == "ident" and head.text == "template":
+            return [("expr", self.template_call(item))]
+        if head.kind == "ident" and head.text in ("break", "continue"):
             raise Untranslatable(f"{{{{{head.text}}}}} is not supported")
         parser = Parser(item.tokens)
         pipe = parser.pipeline()
@@ -121,9 +117,18 @@ class Translator(Expressions):
     def a_with(self, item: Action) -> None:
         frame = Frame("with", item.line, closer="endif")
         try:
-            val = self.cond(item, 1)
-            name = self.fresh("it")
-            frame.vars[f"$<with {name}>"] = Binding(name, val.typ, -1, self.loop_depth())
+            parser = Parser(item.tokens[1:])
+            pipe = parser.pipeline()
+            if not parser.at_end() or pipe.assign or len(pipe.decl) > 1:
+                raise Untranslatable("with takes a value or one $variable := value")
+            val = self.pipe(pipe)
+            go_name = pipe.decl[0] if pipe.decl else ""
+            name = self.fresh(go_name[1:] if go_name else "it")
+            decl_id = -1
+            if go_name:  # {{with $x := ...}}: $x and dot are the value
+                decl_id, self.decl_counter = self.decl_counter, self.decl_counter + 1
+            frame.vars[go_name or f"$<with {name}>"] = Binding(name, val.typ, decl_id,
+                                                               self.loop_depth(), val.hint)
             frame.dot = Val(name, val.typ)
             tags = [("stmt", f"set {name} = {val.expr}"), ("stmt", f"if {name}")]
         except Untranslatable as exc:
@@ -214,13 +219,60 @@ class Translator(Expressions):
             self.emit(self.untranslated(item, "{{end}} without a block"), item.ltrim, item.rtrim)
             return
         frame = self.frames.pop()
+        if frame.kind == "define":
+            self.close_define()
+            return
         self.emit([("stmt", frame.closer)], item.ltrim, item.rtrim)
 
-    def a_skip_block(self, item: Action) -> None:
-        tags = self.untranslated(item, "template definitions are not supported; "
-                                 "the block's body was dropped")
-        self.frames.append(Frame("skip", item.line))
-        self.emit(tags, item.ltrim, item.rtrim)
+    def close_define(self) -> None:
+        self.out.append("{% endmacro %}")
+        self.macros.append("".join(self.out))
+        self.out = self.outer.pop()
+
+    # -- {{define}}, {{block}}, {{template}}: Jinja macros taking dot
+
+    def template_name(self, item: Action) -> Tuple[str, List[Tuple[str, str]]]:
+        """The macro name of a define/block/template action and the argument tokens' pipe."""
+        toks = item.tokens
+        if len(toks) < 2 or toks[1].kind not in ("str", "raw"):
+            raise Untranslatable(f"{toks[0].text} needs a quoted template name")
+        go_name = go_unquote(toks[1])
+        return self.macro_names.setdefault(go_name, self.fresh("tpl_" + go_name)), []
+
+    def template_call(self, item: Action) -> str:
+        """{{template "x" pipeline}}: call the macro with the pipeline as its dot."""
+        name, _ = self.template_name(item)
+        self.called.setdefault(name, item.line)
+        if len(item.tokens) == 2:
+            return f"{name}(none)"
+        parser = Parser(item.tokens[2:])
+        pipe = parser.pipeline(allow_decl=False)
+        if not parser.at_end():
+            raise Untranslatable("unbalanced parentheses")
+        val = self.pipe(pipe)
+        known = self.macro_dots.get(name)
+        self.macro_dots[name] = val.typ if known in (None, val.typ) else "any"
+        return f"{name}({val.expr})"
+
+    def a_define(self, item: Action) -> None:
+        """The body becomes a macro written at the top (Go may call it before it is defined)."""
+        try:
+            name, _ = self.template_name(item)
+            call = self.template_call(item) if item.tokens[0].text == "block" else ""
+        except Untranslatable as exc:
+            self.emit(self.untranslated(item, str(exc)), item.ltrim, item.rtrim)
+            self.frames.append(Frame("if", item.line, closer="endif"))
+            self.emit([("stmt", "if false")], False, False)
+            return
+        if call:
+            self.emit([("expr", call)], item.ltrim, item.rtrim)
+        self.defined.add(name)
+        typ = self.macro_dots.get(name, "any")
+        frame = Frame("define", item.line, closer="endmacro", dot=Val("dot", typ))
+        frame.vars["$<define dot>"] = Binding("dot", typ, -1, self.loop_depth())
+        self.frames.append(frame)
+        self.outer.append(self.out)
+        self.out = [f"{{% macro {name}(dot) %}}"]
 
     def comment(self, item: Comment) -> None:
         self.emit([("comment", comment_safe(item.text.strip()))], item.ltrim, item.rtrim)
@@ -229,6 +281,15 @@ class Translator(Expressions):
         while len(self.frames) > 1:
             frame = self.frames.pop()
             self.problem(frame.line, f"{frame.kind} block is never closed with {{{{end}}}}")
-            if frame.closer:
+            if frame.kind == "define":
+                self.close_define()
+            elif frame.closer:
                 self.out.append(f"{{% {frame.closer} %}}")
+        for name, line in self.called.items():
+            if name not in self.defined:
+                self.problem(line, f"template {name[len('tpl_'):]!r} is never defined")
+
+    def text_out(self) -> str:
+        """The Jinja template: the macros first, then the body."""
+        return "".join(self.macros + self.out)
 

@@ -68,16 +68,95 @@ CASES: List[Case] = [
 ]
 
 
-def _check(go_binary: str, cases: Sequence[Case]) -> None:
+def _check(go_binary: str, cases: Sequence[Case], reported: str = "") -> None:
+    """Go and the migrated template write the same bytes; problems only as *reported*."""
     stores = [confd_store(FIXTURE, prefix) for _, _, prefix in cases]
     go = go_render(go_binary, [(t, s) for (t, _, _), s in zip(cases, stores)])
     for (template, keys, prefix), want in zip(cases, go):
         assert want.err == "", f"Go failed on {template!r}: {want.err}"
         ours = migrate_and_render(template, FIXTURE, keys=keys, prefix=prefix)
-        assert ours.problems == (), template
+        if reported:
+            assert len(ours.problems) == 1 and reported in ours.problems[0], ours.problems
+        else:
+            assert ours.problems == (), template
+        assert ours.err == ""
         assert ours.out == want.out, template
 
 
 @pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
 def test_migrated_template_renders_what_go_renders(go_binary: str, case: Case) -> None:
     _check(go_binary, [case])
+
+
+# The constructs issue 18 found failing on real templates; each renders
+# exactly what Go renders.
+ISSUE_18: List[Case] = [
+    # print: a space between operands when neither is a string (Go's Sprint)
+    ('{{print "a" 1 2 "b" (getv "/meta-data/instance-id") 3 true}}|{{print 1 2}}|{{print}}|'
+     '{{println "x" 1 2}}', ["/meta-data/instance-id"], ""),
+    ('{{$d := json (getv "/meta-data/app/containers/c1")}}{{print $d.name 1 (index $d.labels 0) 2 3 $d.nope 4}}',
+     ["/meta-data/app/containers/c1"], ""),
+    # getenv, with and without a default (set, unset, empty)
+    ('{{getenv "MIG_SET"}}|{{getenv "MIG_UNSET"}}|{{getenv "MIG_UNSET" "dflt"}}|'
+     '{{getenv "MIG_EMPTY" "e"}}', [], ""),
+    # define/template/block: macros; dot keeps its type (.Key relative to the prefix)
+    ('{{define "server"}}    server {{.}};\n{{end}}upstream app {\n'
+     '{{range getvs "/upstream/*"}}{{template "server" .}}{{end}}}\n', ["/upstream"],
+     "/meta-data/app"),
+    ('{{range gets "/tags/instance/*"}}{{template "kv" .}}{{end}}'
+     '{{define "kv"}}{{.Key}}={{.Value}};{{end}}', ["/tags/instance"], "/meta-data"),
+    ('{{block "header" "generated"}}# {{.}}\n{{end}}body{{template "header" "again"}}', [], ""),
+    # with $x := ..., with ... else
+    ('{{with $n := getv "/meta-data/tags/instance/Name"}}name={{$n}} dot={{.}}{{end}}|'
+     '{{with $p := getv "/meta-data/nope" ""}}set {{$p}}{{else}}unset{{end}}',
+     ["/meta-data/tags/instance/Name", "/meta-data/nope"], ""),
+    # or/and with one argument; or as a default
+    ('{{or (getv "/meta-data/nope" "") "fallback"}}|{{and "x"}}|{{or "y"}}|{{and "a" "b"}}',
+     ["/meta-data/nope"], ""),
+    # range ... else
+    ('{{range $i, $v := split (getv "/meta-data/app/empty") ","}}[{{$v}}]{{else}}none{{end}}|'
+     '{{range getvs "/meta-data/tags/instance/Nope*"}}{{.}}{{else}}empty{{end}}',
+     ["/meta-data/app/empty", "/meta-data/tags/instance/"], ""),
+    # index on maps and slices with several keys; missing keys are Go's zero value
+    ('{{$c := json (getv "/meta-data/app/containers/c1")}}{{index $c "ports" "80/tcp"}}|'
+     '{{index $c "ports" "443/tcp"}}|{{index $c.labels 1}}|'
+     '{{if index $c "ports" "9/udp"}}y{{else}}n{{end}}|{{$c.nope}}',
+     ["/meta-data/app/containers/c1"], ""),
+    # a missing JSON field is false; keys as prefixes (containers read below)
+    ('{{range $c := ls "/meta-data/app/containers"}}'
+     '{{$d := json (getv (printf "/meta-data/app/containers/%s" $c))}}{{$d.name}}'
+     '{{if $d.proxy_url}} proxy={{$d.proxy_url}}{{end}}\n{{end}}',
+     ["/meta-data/app/containers"], ""),
+    # keys as prefixes under a confd prefix, keys built with printf, a variable holding a path
+    ('{{range $s := lsdir "/app/services"}}{{$s}}={{getv (printf "/app/services/%s/host" $s)}}'
+     ':{{getv (printf "/app/services/%s/port" $s)}}\n{{end}}'
+     '{{$p := "/app/upstream/web1"}}{{getv $p}}', ["/app"], "/meta-data"),
+    # exists on a directory is false, as in confd
+    ('{{if exists "/meta-data/tags/instance"}}dir{{else}}nodir{{end}}|'
+     '{{exists "/meta-data/tags/instance/Name"}}|{{exists "/meta-data/placement"}}',
+     ["/meta-data/tags/instance", "/meta-data/placement"], ""),
+    # .Key under a prefix is relative to it, exactly as confd's store holds it
+    ('{{range gets "/upstream/*"}}{{.Key}}={{.Value}};{{end}}', ["/upstream"], "/app"),
+    # no keys at all: derived (literal and printf-built reads)
+    ('{{getv "/meta-data/instance-id"}} {{range $m := lsdir "/meta-data/network/interfaces/macs"}}'
+     '{{getv (printf "/meta-data/network/interfaces/macs/%s/subnet-id" $m)}} {{end}}', [], ""),
+]
+
+
+@pytest.mark.parametrize("case", ISSUE_18, ids=range(len(ISSUE_18)))
+def test_issue_18_construct_renders_what_go_renders(go_binary: str, case: Case,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIG_SET", "from-env")
+    monkeypatch.setenv("MIG_EMPTY", "")
+    monkeypatch.delenv("MIG_UNSET", raising=False)
+    _check(go_binary, [case])
+
+
+def test_key_from_a_value_is_a_directory_key_and_reported(go_binary: str) -> None:
+    """Where the template's use cannot decide, the directory form plus a report line."""
+    case = ('{{range getvs "/meta-data/app/upstream/*"}}{{end}}'
+            '{{$k := getv "/meta-data/app/empty" "/meta-data/app/services/api/host"}}'
+            '{{getv (or $k "/meta-data/app/services/api/host")}}',
+            ["/meta-data/app/upstream", "/meta-data/app/empty", "/meta-data/app/services"], "")
+    _check(go_binary, [case], reported="a key built at run time may read below "
+           "/meta-data/app/services; made it the directory key /meta-data/app/services/")

@@ -165,22 +165,29 @@ def _space(a: Val, b: Val) -> str:
     return f'(" " if not ({" or ".join(runtime)}) else "")'
 
 
+def _printed(t: Expressions, val: Val) -> str:
+    """An operand of print as Go's fmt formats it (a missing map value is nil there)."""
+    if val.raw is not None:
+        return f'({val.atom()} if {val.atom()} is not none else "<nil>")'
+    return f"({t.output(val)})"
+
+
 def _f_print(t: Expressions, args: List[Val]) -> Val:
     if len(args) == 1 and args[0].typ == "str":
         return args[0]
     if not args:
         return Val('""', "str", literal="")
-    parts = [f"({t.output(args[0])})"]
+    parts = [_printed(t, args[0])]
     for prev, cur in zip(args, args[1:]):
         space = _space(prev, cur)
-        parts.extend(([space] if space else []) + [f"({t.output(cur)})"])
+        parts.extend(([space] if space else []) + [_printed(t, cur)])
     hint = args[0].literal if len(args) > 1 else None
     return Val(" ~ ".join(parts), "str", atomic=False, hint=hint)
 
 
 def _f_println(t: Expressions, args: List[Val]) -> Val:
     """Go's fmt.Sprintln: always a space between operands, and a newline."""
-    parts = [f"({t.output(a)})" for a in args]
+    parts = [_printed(t, a) for a in args]
     return Val(" ~ ".join(parts[:1] + [f'" " ~ {p}' for p in parts[1:]] + ['"\\n"']),
                "str", atomic=False)
 

@@ -88,13 +88,15 @@ class Translator(Expressions):
             if self.loop_depth() > binding.loop_depth:
                 self.found_ns.add(binding.decl_id)
             binding.typ = val.typ if val.typ == binding.typ else "any"
+            if (val.hint or val.literal) != binding.hint:
+                binding.hint = None
             if binding.decl_id in self.ns_decls:
                 return [("stmt", f"set {binding.name}.v = {val.expr}")]
             return [("stmt", f"set {binding.name} = {val.expr}")]
         return self.declaration(go_name, val)
 
     def declaration(self, go_name: str, val: Val) -> List[Tuple[str, str]]:
-        binding = self.declare(go_name, val.typ)
+        binding = self.declare(go_name, val.typ, val.hint or val.literal)
         if binding.decl_id in self.ns_decls:
             return [("stmt", f"set {binding.name} = namespace(v={val.expr})")]
         return [("stmt", f"set {binding.name} = {val.expr}")]

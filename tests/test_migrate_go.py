@@ -12,7 +12,6 @@ with optional fields, ``getenv`` with defaults).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import pytest

@@ -21,10 +21,19 @@ writes), ``template`` (one template), ``resources`` (one TOML resource),
 ``confdir`` (the walk and the report).
 """
 
-from .common import MARKER, PLACEHOLDER, MigrationError, MigrationReport, fold_prefix, full_key
+from .common import (
+    MARKER,
+    PLACEHOLDER,
+    MigrationError,
+    MigrationReport,
+    find_markers,
+    fold_prefix,
+    full_key,
+)
 from .confdir import migrate_confdir
 from .resources import convert_command, convert_resource
 from .template import convert_template
 
 __all__ = ["MARKER", "PLACEHOLDER", "MigrationError", "MigrationReport", "convert_command",
-           "convert_resource", "convert_template", "fold_prefix", "full_key", "migrate_confdir"]
+           "convert_resource", "convert_template", "find_markers", "fold_prefix", "full_key",
+           "migrate_confdir"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Tuple
 
 from ..errors import UsageError
 from ..keys import ROOTS, glob_match
@@ -88,3 +88,12 @@ def is_known_dir(path: str) -> bool:
 
 class Untranslatable(Exception):
     """A construct with no safe Jinja translation (the message says which)."""
+
+
+def find_markers(text: str) -> List[int]:
+    """Line numbers (1-based) of the untranslated-spot markers left in a template.
+
+    ``check`` uses this to fail while a migrated template still has a spot
+    to fix, naming file:line.
+    """
+    return [n for n, line in enumerate(text.splitlines(), 1) if MARKER in line]

@@ -93,7 +93,8 @@ ISSUE_18: List[Case] = [
     # print: a space between operands when neither is a string (Go's Sprint)
     ('{{print "a" 1 2 "b" (getv "/meta-data/instance-id") 3 true}}|{{print 1 2}}|{{print}}|'
      '{{println "x" 1 2}}', ["/meta-data/instance-id"], ""),
-    ('{{$d := json (getv "/meta-data/app/containers/c1")}}{{print $d.name 1 (index $d.labels 0) 2 3 $d.nope 4}}',
+    ('{{$d := json (getv "/meta-data/app/containers/c1")}}'
+     '{{print $d.name 1 (index $d.labels 0) 2 3 $d.nope 4}}',
      ["/meta-data/app/containers/c1"], ""),
     # getenv, with and without a default (set, unset, empty)
     ('{{getenv "MIG_SET"}}|{{getenv "MIG_UNSET"}}|{{getenv "MIG_UNSET" "dflt"}}|'

@@ -53,15 +53,18 @@ def _f_join(t: Expressions, args: List[Val]) -> Val:
 
 
 def _f_base(t: Expressions, args: List[Val]) -> Val:
-    """Go's path.Base for non-empty paths: last element, trailing slashes ignored."""
+    """Go's path.Base: the last element, trailing slashes ignored; "/" and "." for those."""
     _arity(args, 1, "base")
-    return Val(f'{args[0].atom()}.rstrip("/").split("/") | last', "str", atomic=False)
+    s = args[0].atom()
+    return Val(f'{s}.rstrip("/").split("/") | last or ("/" if {s} else ".")', "str",
+               atomic=False)
 
 
 def _f_dir(t: Expressions, args: List[Val]) -> Val:
-    """Go's path.Dir for absolute paths: everything before the last "/"."""
+    """Go's path.Dir for clean paths: everything before the last "/", "." without one."""
     _arity(args, 1, "dir")
-    return Val(f'{args[0].atom()}.rsplit("/", 1)[0] or "/"', "str", atomic=False)
+    s = args[0].atom()
+    return Val(f'({s}.rsplit("/", 1)[0] or "/") if "/" in {s} else "."', "str", atomic=False)
 
 
 def _f_replace(t: Expressions, args: List[Val]) -> Val:
@@ -181,8 +184,9 @@ def _f_print(t: Expressions, args: List[Val]) -> Val:
     for prev, cur in zip(args, args[1:]):
         space = _space(prev, cur)
         parts.extend(([space] if space else []) + [_printed(t, cur)])
-    hint = args[0].literal if len(args) > 1 else None
-    return Val(" ~ ".join(parts), "str", atomic=False, hint=hint)
+    if len(parts) == 1:  # a number or a bool, as text
+        return Val(f"{parts[0]} | string", "str", atomic=False)
+    return Val(" ~ ".join(parts), "str", atomic=False, hint=args[0].literal)
 
 
 def _f_println(t: Expressions, args: List[Val]) -> Val:

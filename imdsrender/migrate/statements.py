@@ -12,6 +12,11 @@ from .jinjatext import Val, comment_safe, escape_text, one_line
 from .scope import Binding, Frame
 
 
+def _test(val: Val) -> str:
+    """An expression where Jinja takes no bare ``a if b else c`` (if, elif, for ... in)."""
+    return f"({val.expr})" if " if " in val.expr else val.expr
+
+
 class Translator(Expressions):
     """Expressions plus the actions that open, continue and close blocks."""
 
@@ -110,7 +115,7 @@ class Translator(Expressions):
 
     def a_if(self, item: Action) -> None:
         try:
-            tags = [("stmt", f"if {self.cond(item, 1).expr}")]
+            tags = [("stmt", f"if {_test(self.cond(item, 1))}")]
         except Untranslatable as exc:
             tags = self.untranslated(item, str(exc)) + [("stmt", f"if {PLACEHOLDER}")]
         self.frames.append(Frame("if", item.line, closer="endif"))
@@ -183,7 +188,7 @@ class Translator(Expressions):
             head = f"for {key_name}, {elem_name} in {src.atom()} | dictsort(true)"
         else:
             elem_name = self.fresh(elem_go[1:] if elem_go else base)
-            head = f"for {elem_name} in {src.expr}"
+            head = f"for {elem_name} in {_test(src)}"
             if index_go:
                 index_b = self.declare(index_go, "num")
                 if index_b.decl_id in self.used_decls_known:
@@ -206,7 +211,7 @@ class Translator(Expressions):
         toks = item.tokens
         if len(toks) > 1 and toks[1].text == "if" and frame.kind == "if":
             try:
-                tags = [("stmt", f"elif {self.cond(item, 2).expr}")]
+                tags = [("stmt", f"elif {_test(self.cond(item, 2))}")]
             except Untranslatable as exc:
                 tags = self.untranslated(item, str(exc)) + [("stmt", f"elif {PLACEHOLDER}")]
         elif len(toks) > 1:

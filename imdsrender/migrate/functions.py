@@ -248,6 +248,11 @@ HINTS: Dict[str, str] = {
     "sortByLength": _JINJA_HINT.format("x | sort(attribute=\"__len__\")"),
     "sortKVByLength": _JINJA_HINT.format("x | sort(attribute=\"key.__len__\")"),
     "include": "put the shared part in its own template and {% include %} it",
+    "slice": _JINJA_HINT.format("x[a:b]"),
+    "html": _JINJA_HINT.format("x | escape (entities may differ)"),
+    "js": "Go's JavaScript escaping has no Jinja equivalent; escape in the service",
+    "urlquery": _JINJA_HINT.format("x | urlencode (may differ for some characters)"),
+    "call": "calling a function value is not supported",
 }
 UNKNOWN_HINT = ("not a confd function (a fork's or plugin's own, e.g. calico's hashToIPv4); "
                 "rewrite the spot with Jinja expressions and filters")

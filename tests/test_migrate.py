@@ -1,4 +1,4 @@
-"""migrate.py: confd TOML + Go templates -> imdsrender YAML + Jinja2.
+"""imdsrender.migrate: confd Go templates -> Jinja2, and the converted corpus rendered.
 
 The expected outputs below are written by hand from confd's documented
 semantics (Go text/template, confd's template functions, confd 0.40's
@@ -8,8 +8,6 @@ prefix rules), not produced by our own code.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -22,16 +20,10 @@ from hypothesis import strategies as st
 from imdsrender.client import ImdsClient
 from imdsrender.config import ImdsSettings, load_resources
 from imdsrender.emulator import Emulator
-from imdsrender.errors import UsageError
 from imdsrender.fetch import Plan, fetch
 from imdsrender.migrate import (
     MARKER,
-    MigrationError,
-    MigrationReport,
-    convert_resource,
     convert_template,
-    fold_prefix,
-    full_key,
     migrate_confdir,
 )
 from imdsrender.render import make_environment, render
@@ -299,97 +291,7 @@ def test_unparsable_template_is_reported_with_line() -> None:
     assert problems == ("templates/t.tmpl:2: cannot parse: unclosed action",)
 
 
-# ------------------------------------------------------------ keys and resources
-
-
-@pytest.mark.parametrize("global_prefix, resource_prefix, expected", [
-    ("", "", "/"), ("/production", "", "/production"), ("", "app/", "/app"),
-    ("production", "/myapp", "/production/myapp"),
-])
-def test_prefixes_concatenate(global_prefix: str, resource_prefix: str, expected: str) -> None:
-    assert fold_prefix(global_prefix, resource_prefix) == expected
-
-
-@pytest.mark.parametrize("prefix, key, expected", [
-    ("/", "/meta-data/instance-id", "/meta-data/instance-id"),
-    ("/", "/instance-id", "/meta-data/instance-id"),
-    ("/", "/latest/dynamic/instance-identity/document", "/dynamic/instance-identity/document"),
-    ("/meta-data", "/tags/instance/", "/meta-data/tags/instance/"),
-    ("/meta-data/placement", "region", "/meta-data/placement/region"),
-    ("/", "/user-data", "/user-data"),
-])
-def test_full_key(prefix: str, key: str, expected: str) -> None:
-    assert full_key(prefix, key) == expected
-
-
-def test_resource_fields_translate() -> None:
-    doc = {"template": {
-        "src": "app.conf.tmpl", "dest": "/etc/app.conf", "prefix": "app",
-        "keys": ["/a", "/dir/"], "mode": "0600", "uid": 1000, "gid": 1001,
-        "check_cmd": "/usr/sbin/app -t -c {{.src}}",
-        "reload_cmd": "cp {{ .src }} /backup && systemctl reload app # {{.dest}}",
-        "check_cmd_timeout": 15, "reload_cmd_timeout": "2m",
-    }}
-    entry, problems = convert_resource(doc, "conf.d/app.toml", "/meta-data")
-    assert problems == ()
-    assert entry == {
-        "src": "app.conf.j2", "dest": "/etc/app.conf",
-        "keys": ["/meta-data/app/a", "/meta-data/app/dir/"],
-        "mode": "0600", "owner": 1000, "group": 1001,
-        "check_cmd": "/usr/sbin/app -t -c {{ src }}",
-        "reload_cmd": "cp {{ src }} /backup && systemctl reload app # {{ dest }}",
-        "check_timeout": "15s", "reload_timeout": "120s",
-    }
-
-
-def test_directory_keys_are_recognised_from_the_template_and_known_paths() -> None:
-    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": [
-        "/meta-data/tags/instance", "/meta-data/foo", "/meta-data/bar", "/meta-data/placement",
-        "/meta-data/instance-id"]}}
-    used = [("/meta-data/foo/*", "glob", 3), ("/meta-data/bar/baz", "leaf", 4),
-            ("/meta-data/instance-id", "leaf", 5)]
-    entry, problems = convert_resource(doc, "conf.d/t.toml", template_keys=used,
-                                       template_name="templates/t.tmpl")
-    assert problems == ()
-    assert entry["keys"] == ["/meta-data/tags/instance/", "/meta-data/foo/", "/meta-data/bar/",
-                             "/meta-data/placement/", "/meta-data/instance-id"]
-
-
-def test_template_key_outside_keys_is_reported() -> None:
-    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/meta-data/a"]}}
-    _, problems = convert_resource(doc, "conf.d/t.toml", template_keys=[
-        ("/meta-data/a", "leaf", 1), ("/meta-data/b", "leaf", 7)], template_name="templates/t.tmpl")
-    assert problems == ("templates/t.tmpl:7: key /meta-data/b is not in the keys of "
-                        "conf.d/t.toml; add it there (confd could not read it either)",)
-
-
-def test_resource_problems_name_file_and_line() -> None:
-    text = ('[template]\nsrc = "t.tmpl"\ndest = "/x"\nkeys = ["/a"]\nmode = "644"\n'
-            'output_format = "json"\nreload_cmd = "{{.src}} {{getenv \\"X\\"}}"\n'
-            '[backend]\nbackend = "vault"\n')
-    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/a"], "mode": "644",
-                        "output_format": "json", "reload_cmd": '{{.src}} {{getenv "X"}}'},
-           "backend": {"backend": "vault"}}
-    entry, problems = convert_resource(doc, "conf.d/t.toml", text=text)
-    assert problems == (
-        "conf.d/t.toml:8: [backend] is not translated (imdsrender reads IMDS only)",
-        "conf.d/t.toml:6: field 'output_format' has no imdsrender equivalent; not translated",
-        "conf.d/t.toml:5: mode '644' is decimal to confd (= 01204); write \"0644\" if octal "
-        "was meant",
-        "conf.d/t.toml:7: untranslated {{getenv \"X\"}} in command (only {{.src}}, {{.dest}} "
-        "are supported)",
-    )
-    assert "mode" not in entry
-    assert entry["reload_cmd"] == '{{ src }} {{getenv "X"}}'
-
-
 # ------------------------------------------------------------ the confdir
-
-
-def _copy(name: str, tmp_path: Path) -> Path:
-    dst = tmp_path / "confd"
-    shutil.copytree(CORPUS / name, dst)
-    return dst
 
 
 def _render_all(out: Path, dest_root: Path, emulator: Emulator) -> Dict[str, str]:
@@ -447,132 +349,3 @@ def test_mode_is_written_as_a_quoted_octal_string(tmp_path: Path) -> None:
     text = (out / "conf.d" / "identity.yaml").read_text()
     assert "  mode: '0640'\n" in text
     assert "  check_cmd: /usr/bin/test -s {{ src }}\n" in text
-
-
-def _confdir(tmp_path: Path, files: Dict[str, str]) -> Path:
-    src = tmp_path / "confd"
-    for rel, text in files.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_text(text)
-    return src
-
-
-def test_untranslatable_construct_reports_file_line_and_the_rest_is_written(
-        tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {
-        "conf.d/good.toml": '[template]\nsrc = "good.tmpl"\ndest = "/etc/good"\nkeys = ["/a"]\n',
-        "templates/good.tmpl": 'a={{getv "/a"}}\n',
-        "conf.d/bad.toml": ('[template]\nsrc = "bad.tmpl"\ndest = "/etc/bad"\nkeys = ["/a"]\n'
-                            'min_reload_interval = "30s"\n'),
-        "templates/bad.tmpl": 'a={{getv "/a"}}\nhost={{lookupIP "db"}}\nz={{getv "/a"}}\n',
-    })
-    out = tmp_path / "out"
-    report = migrate_confdir(str(src), str(out))
-    assert report == MigrationReport(
-        written=("conf.d/bad.yaml", "conf.d/good.yaml", "templates/bad.j2", "templates/good.j2"),
-        problems=(
-            "templates/bad.tmpl:2: untranslated {{lookupIP \"db\"}}: function 'lookupIP' "
-            "has no imdsrender equivalent; resolving names at render time is not supported; "
-            "let the service resolve the name, or put the address in a tag",
-            "conf.d/bad.toml:5: field 'min_reload_interval' has no imdsrender equivalent; "
-            "not translated",
-        ))
-    bad = (out / "templates" / "bad.j2").read_text()
-    assert bad.startswith('a={{ getv("/meta-data/a") }}\nhost={# imdsrender-migrate: ')
-    assert bad.endswith('{{ imdsrender_migrate_untranslated }}\nz={{ getv("/meta-data/a") }}\n')
-    assert (out / "templates" / "good.j2").read_text() == 'a={{ getv("/meta-data/a") }}\n'
-
-
-def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(CORPUS / "main"), str(out))
-    assert str(exc.value) == (f"{out}: exists and is not empty; name a new directory, "
-                              "or pass --force to overwrite files in it")
-    assert exc.value.exit_code == 2
-    assert sorted(os.listdir(out)) == ["keep.txt"]
-    report = migrate_confdir(str(CORPUS / "main"), str(out), force=True)
-    assert report.problems == ()
-    assert (out / "keep.txt").read_text() == "mine"
-    assert (out / "conf.d" / "instance.yaml").is_file()
-
-
-def test_existing_empty_directory_is_fine(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    assert migrate_confdir(str(CORPUS / "main"), str(out)).written
-
-
-@pytest.mark.parametrize("where", [".", "conf.d", "new/inside"])
-def test_never_in_place(where: str, tmp_path: Path) -> None:
-    src = _copy("main", tmp_path)
-    before = sorted(str(p) for p in src.rglob("*"))
-    out = src / where
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(src), str(out), force=True)
-    assert str(exc.value) == (f"{out}: is the confd confdir or inside it; migration never "
-                              "works in place; name a new directory")
-    assert sorted(str(p) for p in src.rglob("*")) == before
-
-
-def test_source_must_be_a_confd_confdir(tmp_path: Path) -> None:
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(tmp_path), str(tmp_path / "out"))
-    assert str(exc.value) == (f"{tmp_path}: not a confd confdir (no conf.d/ directory); name "
-                              "the directory holding conf.d/ and templates/, e.g. /etc/confd")
-    assert isinstance(exc.value, UsageError)
-
-
-def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {"conf.d/x.toml": '[template]\nsrc = "a"\ndest = \n'})
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(src), str(tmp_path / "out"))
-    assert str(exc.value).startswith("conf.d/x.toml:3: invalid TOML: ")
-    assert not (tmp_path / "out").exists()
-
-
-def test_invalid_confd_toml_names_file_and_line(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {"confd.toml": 'prefix = "/a"\nprefix = "/b"\n',
-                              "conf.d/x.toml": '[template]\n'})
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(src), str(tmp_path / "out"))
-    assert str(exc.value).startswith("confd.toml:2: invalid TOML: ")
-
-
-def test_missing_toml_library_names_the_extra(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "tomllib", None)
-    monkeypatch.setitem(sys.modules, "tomli", None)
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(CORPUS / "main"), str(tmp_path / "out"))
-    assert str(exc.value) == ("migrate-confd: reading TOML needs Python 3.11+ or the tomli "
-                              "package; pip install 'imdsrender[migrate]'")
-
-
-def test_missing_template_is_reported_and_the_resource_still_written(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {
-        "conf.d/x.toml": '[template]\nsrc = "gone.tmpl"\ndest = "/etc/x"\nkeys = ["/a"]\n'})
-    report = migrate_confdir(str(src), str(tmp_path / "out"))
-    assert report.problems == ("templates/gone.tmpl: cannot read: No such file or directory",)
-    assert report.written == ("conf.d/x.yaml",)
-
-
-def test_same_template_under_two_prefixes_gives_two_outputs(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {
-        "conf.d/a.toml": ('[template]\nprefix = "/meta-data/placement"\nsrc = "v.tmpl"\n'
-                          'dest = "/etc/a"\nkeys = ["/region"]\n'),
-        "conf.d/b.toml": ('[template]\nprefix = "/meta-data/tags/instance"\nsrc = "v.tmpl"\n'
-                          'dest = "/etc/b"\nkeys = ["/region"]\n'),
-        "templates/v.tmpl": '{{getv "/region"}}\n',
-    })
-    out = tmp_path / "out"
-    report = migrate_confdir(str(src), str(out))
-    assert report.problems == ()
-    assert (out / "templates" / "v.j2").read_text() == \
-        '{{ getv("/meta-data/placement/region") }}\n'
-    assert (out / "templates" / "v-2.j2").read_text() == \
-        '{{ getv("/meta-data/tags/instance/region") }}\n'
-    b: List[dict] = yaml.safe_load((out / "conf.d" / "b.yaml").read_text())["templates"]
-    assert b[0]["src"] == "v-2.j2"

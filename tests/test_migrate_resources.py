@@ -6,7 +6,7 @@ from typing import List
 
 import pytest
 
-from imdsrender.migrate import convert_resource
+from imdsrender.migrate import convert_resource, fold_prefix, full_key
 from imdsrender.migrate.keyuse import Use, derive_keys, exists_on_directories, key_form
 from imdsrender.render import getenv
 
@@ -76,3 +76,84 @@ def test_getenv_reads_the_environment_with_confds_default_rule(
     assert getenv("IMDSRENDER_T_SET", "d") == "v"
     assert getenv("IMDSRENDER_T_EMPTY", "d") == "d"  # confd: empty means unset
     assert getenv("IMDSRENDER_T_UNSET") == ""
+
+
+@pytest.mark.parametrize("global_prefix, resource_prefix, expected", [
+    ("", "", "/"), ("/production", "", "/production"), ("", "app/", "/app"),
+    ("production", "/myapp", "/production/myapp"),
+])
+def test_prefixes_concatenate(global_prefix: str, resource_prefix: str, expected: str) -> None:
+    assert fold_prefix(global_prefix, resource_prefix) == expected
+
+
+@pytest.mark.parametrize("prefix, key, expected", [
+    ("/", "/meta-data/instance-id", "/meta-data/instance-id"),
+    ("/", "/instance-id", "/meta-data/instance-id"),
+    ("/", "/latest/dynamic/instance-identity/document", "/dynamic/instance-identity/document"),
+    ("/meta-data", "/tags/instance/", "/meta-data/tags/instance/"),
+    ("/meta-data/placement", "region", "/meta-data/placement/region"),
+    ("/", "/user-data", "/user-data"),
+])
+def test_full_key(prefix: str, key: str, expected: str) -> None:
+    assert full_key(prefix, key) == expected
+
+
+def test_resource_fields_translate() -> None:
+    doc = {"template": {
+        "src": "app.conf.tmpl", "dest": "/etc/app.conf", "prefix": "app",
+        "keys": ["/a", "/dir/"], "mode": "0600", "uid": 1000, "gid": 1001,
+        "check_cmd": "/usr/sbin/app -t -c {{.src}}",
+        "reload_cmd": "cp {{ .src }} /backup && systemctl reload app # {{.dest}}",
+        "check_cmd_timeout": 15, "reload_cmd_timeout": "2m",
+    }}
+    entry, problems = convert_resource(doc, "conf.d/app.toml", "/meta-data")
+    assert problems == ()
+    assert entry == {
+        "src": "app.conf.j2", "dest": "/etc/app.conf",
+        "keys": ["/meta-data/app/a", "/meta-data/app/dir/"],
+        "mode": "0600", "owner": 1000, "group": 1001,
+        "check_cmd": "/usr/sbin/app -t -c {{ src }}",
+        "reload_cmd": "cp {{ src }} /backup && systemctl reload app # {{ dest }}",
+        "check_timeout": "15s", "reload_timeout": "120s",
+    }
+
+
+def test_directory_keys_are_recognised_from_the_template_and_known_paths() -> None:
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": [
+        "/meta-data/tags/instance", "/meta-data/foo", "/meta-data/bar", "/meta-data/placement",
+        "/meta-data/instance-id"]}}
+    used = [("/meta-data/foo/*", "glob", 3), ("/meta-data/bar/baz", "leaf", 4),
+            ("/meta-data/instance-id", "leaf", 5)]
+    entry, problems = convert_resource(doc, "conf.d/t.toml", template_keys=used,
+                                       template_name="templates/t.tmpl")
+    assert problems == ()
+    assert entry["keys"] == ["/meta-data/tags/instance/", "/meta-data/foo/", "/meta-data/bar/",
+                             "/meta-data/placement/", "/meta-data/instance-id"]
+
+
+def test_template_key_outside_keys_is_reported() -> None:
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/meta-data/a"]}}
+    _, problems = convert_resource(doc, "conf.d/t.toml", template_keys=[
+        ("/meta-data/a", "leaf", 1), ("/meta-data/b", "leaf", 7)], template_name="templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:7: key /meta-data/b is not in the keys of "
+                        "conf.d/t.toml; add it there (confd could not read it either)",)
+
+
+def test_resource_problems_name_file_and_line() -> None:
+    text = ('[template]\nsrc = "t.tmpl"\ndest = "/x"\nkeys = ["/a"]\nmode = "644"\n'
+            'output_format = "json"\nreload_cmd = "{{.src}} {{getenv \\"X\\"}}"\n'
+            '[backend]\nbackend = "vault"\n')
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/a"], "mode": "644",
+                        "output_format": "json", "reload_cmd": '{{.src}} {{getenv "X"}}'},
+           "backend": {"backend": "vault"}}
+    entry, problems = convert_resource(doc, "conf.d/t.toml", text=text)
+    assert problems == (
+        "conf.d/t.toml:8: [backend] is not translated (imdsrender reads IMDS only)",
+        "conf.d/t.toml:6: field 'output_format' has no imdsrender equivalent; not translated",
+        "conf.d/t.toml:5: mode '644' is decimal to confd (= 01204); write \"0644\" if octal "
+        "was meant",
+        "conf.d/t.toml:7: untranslated {{getenv \"X\"}} in command (only {{.src}}, {{.dest}} "
+        "are supported)",
+    )
+    assert "mode" not in entry
+    assert entry["reload_cmd"] == '{{ src }} {{getenv "X"}}'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import pytest
 
@@ -157,3 +157,19 @@ def test_resource_problems_name_file_and_line() -> None:
     )
     assert "mode" not in entry
     assert entry["reload_cmd"] == '{{ src }} {{getenv "X"}}'
+
+
+@pytest.mark.parametrize("confd, ours", [
+    (15, "15s"), ("2m", "120s"), ("1m30s", "90s"), ("1.5s", "1500ms"), ("1s500ms", "1500ms"),
+    ("2s500000us", "2500ms"), ("1h", "3600s"),
+    ("300", None), ("", None), ("soon", None), (-5, None), ("-5s", None), (True, None),
+])
+def test_command_timeouts_read_go_durations(confd: object, ours: Optional[str]) -> None:
+    doc = {"template": {"src": "t.tmpl", "dest": "/x", "check_cmd_timeout": confd}}
+    entry, problems = convert_resource(doc, "conf.d/t.toml")
+    if ours is None:
+        assert problems == (f"conf.d/t.toml: check_cmd_timeout {confd!r} is not a duration",)
+        assert "check_timeout" not in entry
+    else:
+        assert problems == ()
+        assert entry["check_timeout"] == ours

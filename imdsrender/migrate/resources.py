@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..errors import UsageError
+from ..quantities import parse_duration
 from .common import fold_prefix, full_key
 from .golex import Action, Comment, LexError, Text, lex
 from .jinjatext import one_line
@@ -45,19 +47,32 @@ def output_template_name(src: str) -> str:
     return stem + ".j2"
 
 
+# Go's units below a millisecond; imdsrender's durations start at ms.
+_GO_SMALL_UNITS = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs)")
+_GO_SMALL = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6}
+
+
 def _go_duration(value: Any) -> Optional[float]:
-    """Seconds from a TOML number (seconds) or a Go duration string ("1m30s")."""
-    if isinstance(value, bool):
+    """Seconds from a TOML number (seconds) or a Go duration string ("1m30s"); None: invalid.
+
+    imdsrender's own parse_duration reads numbers and the units it shares
+    with Go (ms, s, m, h); only what Go adds is handled here: units below a
+    millisecond, and the rule that a duration string needs a unit.
+    """
+    small = 0.0
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or re.fullmatch(r"[\d.]+", text):
+            return None  # Go: "missing unit"
+        small = sum(float(n) * _GO_SMALL[u] for n, u in _GO_SMALL_UNITS.findall(text))
+        rest = _GO_SMALL_UNITS.sub("", text)
+        if not rest:
+            return small
+        value = rest
+    try:
+        return parse_duration(value, "") + small
+    except UsageError:
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
-    if not parts or "".join(a + b for a, b in parts) != value.strip():
-        return None
-    return sum(float(a) * units[b] for a, b in parts)
 
 
 def _duration_text(seconds: float) -> str:

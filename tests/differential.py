@@ -85,14 +85,21 @@ def migrate_and_render(template: str, fixture: Mapping[str, str], *, keys: Seque
         (src / "conf.d" / "t.toml").write_text(toml + extra_toml)
         report = migrate_confdir(str(src), str(out))
         try:
-            resources = load_resources(str(out), dest_root=str(Path(tmp) / "root"))
-            source = FixtureSource({k: v.encode("utf-8") for k, v in fixture.items()})
-            snapshot = fetch(Plan.of(r.keys for r in resources), source)
-            env = make_environment(str(out / "templates"))
-            text = render(env, resources[0], snapshot).content.decode("utf-8", "surrogateescape")
+            rendered = render_confdir(out, fixture, Path(tmp) / "root")
         except Error as exc:
             return Migrated(None, str(exc), report.problems)
-        return Migrated(text, "", report.problems)
+        return Migrated(rendered["/etc/t.conf"], "", report.problems)
+
+
+def render_confdir(confdir: Path, fixture: Mapping[str, str], root: Path) -> Dict[str, str]:
+    """Every resource of an imdsrender confdir rendered from *fixture*: dest -> text."""
+    resources = load_resources(str(confdir), dest_root=str(root))
+    source = FixtureSource({k: v.encode("utf-8") for k, v in fixture.items()})
+    snapshot = fetch(Plan.of(r.keys for r in resources), source)
+    env = make_environment(str(confdir / "templates"))
+    return {"/" + os.path.relpath(r.dest, root):
+            render(env, r, snapshot).content.decode("utf-8", "surrogateescape")
+            for r in resources}
 
 
 # The metadata every differential case renders from: confd's imds backend

@@ -12,17 +12,23 @@ with optional fields, ``getenv`` with defaults).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import pytest
 
+from imdsrender.migrate import fold_prefix, migrate_confdir
 from tests.differential import (
     FIXTURE,
     build_go_renderer,
     confd_store,
     go_render,
     migrate_and_render,
+    render_confdir,
 )
+
+CORPUS = Path(__file__).parent / "data" / "confd"
 
 pytestmark = pytest.mark.tools
 
@@ -160,3 +166,24 @@ def test_key_from_a_value_is_a_directory_key_and_reported(go_binary: str) -> Non
             ["/meta-data/app/upstream", "/meta-data/app/empty", "/meta-data/app/services"], "")
     _check(go_binary, [case], reported="a key built at run time may read below "
            "/meta-data/app/services; made it the directory key /meta-data/app/services/")
+
+
+def test_real_world_shaped_confdir_renders_what_go_renders(
+        go_binary: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A confdir written after public confd templates (nginx upstreams, haproxy backends
+    from lsdir + printf keys, per-container JSON, a nested conf.d, a resource without
+    keys): converted without a problem, every file is what Go writes."""
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    monkeypatch.setenv("CORPUS_HOST", "web-1.internal")
+    src = CORPUS / "realworld"
+    report = migrate_confdir(str(src), str(tmp_path / "out"))
+    assert report.problems == ()
+    ours = render_confdir(tmp_path / "out", FIXTURE, tmp_path / "root")
+    resources = [tomllib.loads(p.read_text())["template"]
+                 for p in sorted((src / "conf.d").rglob("*.toml"))]
+    go = go_render(go_binary, [((src / "templates" / r["src"]).read_text(),
+                                confd_store(FIXTURE, fold_prefix("", r.get("prefix", ""))))
+                               for r in resources])
+    assert [g.err for g in go] == [""] * len(resources)
+    assert ours == {r["dest"]: g.out for r, g in zip(resources, go)}
+    assert len(ours) == 4

@@ -30,6 +30,7 @@ TEXT = ["a", " ", "\n", "x=", "\t", "{", "}", "#", "%", "-", ":", "{ {", "\r\n"]
 
 def _string(draw: Draw, names: List[str], dot: Optional[str], depth: int = 0) -> str:
     """A Go expression of string type."""
+    names = [n for n in names if n.startswith("$")]
     choices = ["getv", "default", "lit"]
     if depth < 2:
         choices += ["printf", "upper", "base", "print", "or", "replace", "join", "trim"]
@@ -37,6 +38,10 @@ def _string(draw: Draw, names: List[str], dot: Optional[str], depth: int = 0) ->
         choices.append("var")
     if dot == "str":
         choices.append("dot")
+    if dot == "kv":
+        choices += ["key", "value"]
+    if depth < 2:
+        choices.append("jsonfield")
     kind = draw(st.sampled_from(choices))
     sub = lambda: _string(draw, names, dot, depth + 1)  # noqa: E731
     if kind == "getv":
@@ -65,11 +70,18 @@ def _string(draw: Draw, names: List[str], dot: Optional[str], depth: int = 0) ->
         return f'(trimSuffix {sub()} "a")'
     if kind == "var":
         return draw(st.sampled_from(names))
+    if kind == "key":
+        return draw(st.sampled_from([".Key", "(base .Key)"]))
+    if kind == "value":
+        return ".Value"
+    if kind == "jsonfield":  # present fields only: Go's printf shows a missing one as %!s(<nil>)
+        field = draw(st.sampled_from(["name", "proxy_url"]))
+        return f'(index (json (getv "/meta-data/app/containers/c1")) "{field}")'
     return "."
 
 
 def _cond(draw: Draw, names: List[str], dot: Optional[str]) -> str:
-    kind = draw(st.sampled_from(["exists", "eq", "not", "and", "contains", "str"]))
+    kind = draw(st.sampled_from(["exists", "eq", "not", "and", "contains", "str", "field"]))
     s = lambda: _string(draw, names, dot, 1)  # noqa: E731
     if kind == "exists":
         return f'exists "{draw(st.sampled_from(LEAVES + ["/meta-data/nope"]))}"'
@@ -81,6 +93,9 @@ def _cond(draw: Draw, names: List[str], dot: Optional[str]) -> str:
         return f"{draw(st.sampled_from(['and', 'or']))} {s()} {s()}"
     if kind == "contains":
         return f'contains {s()} "a"'
+    if kind == "field":  # a missing JSON field is false, as in Go
+        doc = draw(st.sampled_from(["c1", "c2"]))
+        return f'(json (getv "/meta-data/app/containers/{doc}")).proxy_url'
     return s()
 
 
@@ -93,13 +108,21 @@ def _action(draw: Draw, body: str) -> str:
 def _block(draw: Draw, names: List[str], dot: Optional[str], depth: int) -> str:
     out: List[str] = []
     names = list(names)
-    for _ in range(draw(st.integers(0, 3))):
-        kinds = ["text", "out", "set"] + (["if", "range", "with", "split"] if depth < 2 else [])
+    for _ in range(draw(st.integers(0 if depth else 1, 4 if depth == 0 else 3))):
+        kinds = ["text", "out", "set"] + (["if", "range", "with", "split", "gets"]
+                                          if depth < 2 else [])
+        if DEFINED in names:
+            kinds.append("call")
         kind = draw(st.sampled_from(kinds))
         if kind == "text":
             out.append(draw(st.sampled_from(TEXT)))
         elif kind == "out":
             out.append(_action(draw, _string(draw, names, dot)))
+        elif kind == "call":
+            out.append(_action(draw, f'template "d" {_string(draw, names, dot, 1)}'))
+        elif kind == "gets":
+            out.append(_action(draw, 'range gets "/meta-data/tags/instance/*"')
+                       + _block(draw, names, "kv", depth + 1) + _action(draw, "end"))
         elif kind == "set":
             name = f"$v{len(names)}"
             out.append(_action(draw, f"{name} := {_string(draw, names, dot)}"))
@@ -125,9 +148,17 @@ def _block(draw: Draw, names: List[str], dot: Optional[str], depth: int) -> str:
     return "".join(out)
 
 
+# In the names of a block: {{template "d"}} may be called (a marker, never a variable).
+DEFINED = "<defined>"
+
+
 @st.composite
 def go_templates(draw: Draw) -> str:
-    return _block(draw, [], None, 0)
+    if not draw(st.booleans()):
+        return _block(draw, [], None, 0)
+    define = _action(draw, 'define "d"') + _block(draw, [], "str", 1) + _action(draw, "end")
+    body = _block(draw, [DEFINED], None, 0)
+    return define + body if draw(st.booleans()) else body + define
 
 
 PROBLEM_LINE = re.compile(r"^templates/t\.tmpl:\d+: ")

@@ -212,6 +212,15 @@ def test_prefix_is_folded_into_literal_and_computed_keys() -> None:
         '{{ getv("/meta-data/placement" ~ ("/tags/%s" | format("Name"))) }}')
 
 
+@pytest.mark.parametrize("prefix, sliced", [
+    ("/meta-data", 10), ("/production", 21), ("/meta-data/app", 14), ("/", None)])
+def test_key_is_sliced_to_what_confds_store_holds(prefix: str, sliced: object) -> None:
+    """confd strips the prefix's IMDS path (/production is /meta-data/production)."""
+    out = _convert('{{range gets "/a/*"}}{{.Key}}{{end}}', prefix=prefix)
+    key = "kv.key" if sliced is None else f"kv.key[{sliced}:]"
+    assert out.endswith(f"{{{{ {key} }}}}{{% endfor %}}")
+
+
 def test_variable_assigned_in_a_loop_becomes_a_namespace() -> None:
     """Jinja's set does not leave a for loop; Go's assignment does."""
     go = ('{{$n := "none"}}{{range getvs "/p/*"}}{{$n = .}}{{end}}last={{$n}}')

@@ -112,6 +112,9 @@ ISSUE_18: List[Case] = [
     ('{{range gets "/tags/instance/*"}}{{template "kv" .}}{{end}}'
      '{{define "kv"}}{{.Key}}={{.Value}};{{end}}', ["/tags/instance"], "/meta-data"),
     ('{{block "header" "generated"}}# {{.}}\n{{end}}body{{template "header" "again"}}', [], ""),
+    ('{{define "id"}}{{getv "/meta-data/instance-id"}}-{{.}}{{end}}{{template "id" "x"}}|'
+     '{{range getvs "/meta-data/tags/instance/*"}}{{template "id" .}};{{end}}{{template "id"}}',
+     ["/meta-data/instance-id", "/meta-data/tags/instance/"], ""),
     # with $x := ..., with ... else
     ('{{with $n := getv "/meta-data/tags/instance/Name"}}name={{$n}} dot={{.}}{{end}}|'
      '{{with $p := getv "/meta-data/nope" ""}}set {{$p}}{{else}}unset{{end}}',

@@ -8,7 +8,7 @@ from .common import MARKER, PLACEHOLDER, Untranslatable
 from .expressions import Expressions
 from .golex import Action, Comment, go_unquote
 from .goparse import Parser
-from .jinjatext import Val, comment_safe, escape_text, one_line
+from .jinjatext import Val, comment_safe, escape_text, maybe_missing, one_line
 from .scope import Binding, Frame
 
 
@@ -238,25 +238,24 @@ class Translator(Expressions):
 
     # -- {{define}}, {{block}}, {{template}}: Jinja macros taking dot
 
-    def template_name(self, item: Action) -> Tuple[str, List[Tuple[str, str]]]:
-        """The macro name of a define/block/template action and the argument tokens' pipe."""
+    def template_name(self, item: Action) -> str:
+        """The macro name for the template a define/block/template action names."""
         toks = item.tokens
         if len(toks) < 2 or toks[1].kind not in ("str", "raw"):
             raise Untranslatable(f"{toks[0].text} needs a quoted template name")
         go_name = go_unquote(toks[1])
-        return self.macro_names.setdefault(go_name, self.fresh("tpl_" + go_name)), []
+        return self.macro_names.setdefault(go_name, self.fresh("tpl_" + go_name))
 
     def template_call(self, item: Action) -> str:
         """{{template "x" pipeline}}: call the macro with the pipeline as its dot."""
-        name, _ = self.template_name(item)
+        name = self.template_name(item)
         self.called.setdefault(name, item.line)
-        if len(item.tokens) == 2:
-            return f"{name}(none)"
-        parser = Parser(item.tokens[2:])
-        pipe = parser.pipeline(allow_decl=False)
-        if not parser.at_end():
-            raise Untranslatable("unbalanced parentheses")
-        val = self.pipe(pipe)
+        val = Val("", "nil")  # no argument: dot is nil ("<no value>" printed)
+        if len(item.tokens) > 2:
+            parser = Parser(item.tokens[2:])
+            val = self.pipe(parser.pipeline(allow_decl=False))
+            if not parser.at_end():
+                raise Untranslatable("unbalanced parentheses")
         known = self.macro_dots.get(name)
         self.macro_dots[name] = val.typ if known in (None, val.typ) else "any"
         return f"{name}({val.expr})"
@@ -264,7 +263,7 @@ class Translator(Expressions):
     def a_define(self, item: Action) -> None:
         """The body becomes a macro written at the top (Go may call it before it is defined)."""
         try:
-            name, _ = self.template_name(item)
+            name = self.template_name(item)
             call = self.template_call(item) if item.tokens[0].text == "block" else ""
         except Untranslatable as exc:
             self.emit(self.untranslated(item, str(exc)), item.ltrim, item.rtrim)
@@ -275,7 +274,8 @@ class Translator(Expressions):
             self.emit([("expr", call)], item.ltrim, item.rtrim)
         self.defined.add(name)
         typ = self.macro_dots.get(name, "any")
-        frame = Frame("define", item.line, closer="endmacro", dot=Val("dot", typ))
+        dot = maybe_missing("dot") if typ in ("nil", "any") else Val("dot", typ)
+        frame = Frame("define", item.line, closer="endmacro", dot=dot)
         frame.vars["$<define dot>"] = Binding("dot", typ, -1, self.loop_depth())
         self.frames.append(frame)
         self.outer.append(self.out)
@@ -292,9 +292,9 @@ class Translator(Expressions):
                 self.close_define()
             elif frame.closer:
                 self.out.append(f"{{% {frame.closer} %}}")
-        for name, line in self.called.items():
-            if name not in self.defined:
-                self.problem(line, f"template {name[len('tpl_'):]!r} is never defined")
+        for go_name, name in self.macro_names.items():
+            if name in self.called and name not in self.defined:
+                self.problem(self.called[name], f"template {go_name!r} is never defined")
 
     def text_out(self) -> str:
         """The Jinja template: the macros first, then the body."""

@@ -192,7 +192,8 @@ def test_construct_translates_exactly(go: str, jinja: str) -> None:
 _PIECES = ['{{', '}}', '{{- ', ' -}}', 'getv ', '"/k"', '`r`', '(', ')', '|', '$x', ':=', '=',
            '.', '.Key', 'range ', 'if ', 'else', 'end', 'with ', ' ', '\n', 'x', '{%', '{#',
            '/*', '*/', ',', 'gets ', 'printf ', '"%s"', '1', 'json ', 'index ', '\r', 'eq ',
-           '{', '}', '#', '%', '\u00a0', '"\\q"', '-.1']
+           '{', '}', '#', '%', '\u00a0', '"\\q"', '-.1', 'define ', 'template ', 'block ',
+           '"d"', 'print ', 'or ', 'and ', 'getenv ', 'exists ', 'ls ', '$x.f', 'lookupIP ']
 
 
 @settings(max_examples=400, deadline=None)

@@ -1,6 +1,6 @@
 """migrate-confd through the real CLI: exit codes and what is written.
 
-Rendering the converted corpus byte-exact is tests/test_migrate.py's job.
+Rendering the converted corpus byte-exact is tests/migrate/test_template.py's job.
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.differential import FIXTURE, confd_store, go_render, migrate_and_render
-from tests.test_migrate_go import go_binary  # noqa: F401 - the session fixture
+from tests.migrate.differential import FIXTURE, confd_store, go_render, migrate_and_render
 
 pytestmark = pytest.mark.tools
 
@@ -168,7 +167,7 @@ PROBLEM_LINE = re.compile(r"^templates/t\.tmpl:\d+: ")
                                                                   HealthCheck.data_too_large])
 @given(template=go_templates())
 def test_go_and_migrated_jinja_agree_or_the_spot_is_reported(
-        go_binary: str, template: str) -> None:  # noqa: F811 - the fixture
+        go_binary: str, template: str) -> None:
     want = go_render(go_binary, [(template, confd_store(FIXTURE, ""))])[0]
     ours = migrate_and_render(template, FIXTURE, keys=["/meta-data/", "/dynamic/"])
     if ours.problems:

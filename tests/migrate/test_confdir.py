@@ -20,7 +20,7 @@ from imdsrender.migrate import (
     migrate_confdir,
 )
 
-CORPUS = Path(__file__).parent / "data" / "confd"
+CORPUS = Path(__file__).parent.parent / "data" / "confd"
 RESOURCE = '[template]\nsrc = "{src}"\ndest = "/etc/{dest}"\nkeys = ["/meta-data/instance-id"]\n'
 
 

@@ -24,7 +24,7 @@ from imdsrender.fixture import FixtureSource
 from imdsrender.migrate import full_key, migrate_confdir
 from imdsrender.render import make_environment, render
 
-GO_SOURCE = Path(__file__).parent / "gotemplate"
+GO_SOURCE = Path(__file__).parent.parent / "gotemplate"
 
 
 def build_go_renderer(workdir: Path) -> Optional[str]:

@@ -28,7 +28,7 @@ from imdsrender.migrate import (
 )
 from imdsrender.render import make_environment, render
 
-CORPUS = Path(__file__).parent / "data" / "confd"
+CORPUS = Path(__file__).parent.parent / "data" / "confd"
 
 FIXTURE: Dict[str, str] = {
     "/meta-data/instance-id": "i-0abc",

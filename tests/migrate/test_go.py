@@ -19,26 +19,17 @@ from typing import List, Sequence, Tuple
 import pytest
 
 from imdsrender.migrate import fold_prefix, migrate_confdir
-from tests.differential import (
+from tests.migrate.differential import (
     FIXTURE,
-    build_go_renderer,
     confd_store,
     go_render,
     migrate_and_render,
     render_confdir,
 )
 
-CORPUS = Path(__file__).parent / "data" / "confd"
+CORPUS = Path(__file__).parent.parent / "data" / "confd"
 
 pytestmark = pytest.mark.tools
-
-
-@pytest.fixture(scope="session")
-def go_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
-    binary = build_go_renderer(tmp_path_factory.mktemp("gotemplate"))
-    if binary is None:
-        pytest.skip("the Go toolchain (`go`) is not installed; CI installs Debian's golang-go")
-    return binary
 
 
 # (template, keys, prefix)

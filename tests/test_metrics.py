@@ -22,6 +22,7 @@ from imdsrender.client import ImdsUnavailable
 from imdsrender.config import ImdsSettings, Resource
 from imdsrender.emulator import Emulator
 from imdsrender.errors import UsageError
+from imdsrender.source import CachedSource
 from imdsrender.metrics import (
     Metrics,
     MetricsError,
@@ -37,7 +38,6 @@ from imdsrender.metrics import (
     start_status_server,
     write_textfile,
 )
-from imdsrender.source import CachedSource
 from imdsrender.write import CommandResult, Outcome
 from tests.helpers import MetricKey, metric, parse_metrics
 

@@ -8,7 +8,7 @@ from ..keys import TEMPLATE_FUNCTIONS
 from .common import Untranslatable, full_key
 from .functions import FUNCTIONS, HINTS, UNKNOWN_HINT
 from .goparse import Node, Pipe
-from .jinjatext import Val, jstr, maybe_missing, number
+from .jinjatext import Val, go_print, jstr, maybe_missing, number
 from .scope import Scope
 
 _DICT_ATTRS = set(dir(dict)) | set(dir(str))
@@ -185,7 +185,7 @@ class Expressions(Scope):
             return f'"[" ~ ({val.expr} | join(" ")) ~ "]"'
         if val.typ in ("kv", "kvlist", "map", "list", "nil"):
             raise Untranslatable(f"printing a {val.typ} value (Go's formatting of it differs)")
-        if val.raw is not None:
-            return f'{val.raw} | default("<no value>")'
+        if val.typ == "any":
+            return go_print(val, "<no value>")
         return val.expr
 

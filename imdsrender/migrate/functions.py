@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Callable, Dict, List
 
 from .common import Untranslatable
-from .jinjatext import Val, jstr, maybe_missing
+from .jinjatext import Val, go_print, jstr, maybe_missing
 
 if TYPE_CHECKING:
     from .expressions import Expressions
@@ -170,8 +170,8 @@ def _space(a: Val, b: Val) -> str:
 
 def _printed(t: Expressions, val: Val) -> str:
     """An operand of print as Go's fmt formats it (a missing map value is nil there)."""
-    if val.raw is not None:
-        return f'({val.atom()} if {val.atom()} is not none else "<nil>")'
+    if val.typ == "any":
+        return f"({go_print(val, '<nil>')})"
     return f"({t.output(val)})"
 
 

@@ -34,6 +34,19 @@ def maybe_missing(access: str) -> Val:
     return Val(f"{access} | default(none)", "any", atomic=False, raw=access)
 
 
+def go_print(val: Val, missing: str) -> str:
+    """A value of unknown type (a JSON field, an index) printed as Go's fmt prints it.
+
+    A missing map key or JSON null prints *missing* (Go prints "<no value>"
+    for an action, "<nil>" for an argument of print), booleans in lower
+    case; strings and numbers as they are.
+    """
+    v = val.raw if val.raw is not None else val.atom()
+    absent = f"{v} is undefined or " if val.raw is not None else ""
+    return (f'"{missing}" if {absent}{v} is none else ("true" if {v} else "false") '
+            f"if {v} is boolean else {v}")
+
+
 def jstr(value: str) -> str:
     """A Jinja string literal for *value* (Jinja unescapes with unicode-escape)."""
     out = ['"']

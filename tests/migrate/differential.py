@@ -130,7 +130,7 @@ FIXTURE: Dict[str, str] = {
     "/meta-data/app/services/db/host": "db.internal",
     "/meta-data/app/containers/c1": (
         '{"name": "c1", "proxy_url": "http://proxy:3128", "ports": {"80/tcp": "8080"},'
-        ' "labels": ["a", "b"]}'),
+        ' "labels": ["a", "b"], "tls": true, "debug": false, "weight": 3, "note": null}'),
     "/meta-data/app/containers/c2": '{"name": "c2", "ports": {}, "labels": []}',
     "/meta-data/app/empty": "",
     "/dynamic/instance-identity/document": (

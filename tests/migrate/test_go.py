@@ -122,6 +122,11 @@ ISSUE_18: List[Case] = [
      '{{index $c "ports" "443/tcp"}}|{{index $c.labels 1}}|'
      '{{if index $c "ports" "9/udp"}}y{{else}}n{{end}}|{{$c.nope}}',
      ["/meta-data/app/containers/c1"], ""),
+    # JSON values print as Go prints them: booleans, null, missing, numbers
+    ('{{$c := json (getv "/meta-data/app/containers/c1")}}{{$c.tls}} {{$c.debug}} '
+     '{{$c.weight}} {{$c.note}} {{$c.nope}}|{{print $c.tls $c.note $c.nope $c.name}}|'
+     '{{if $c.tls}}tls{{end}}{{if $c.debug}}debug{{end}}{{if $c.note}}note{{end}}',
+     ["/meta-data/app/containers/c1"], ""),
     # a missing JSON field is false; keys as prefixes (containers read below)
     ('{{range $c := ls "/meta-data/app/containers"}}'
      '{{$d := json (getv (printf "/meta-data/app/containers/%s" $c))}}{{$d.name}}'

@@ -166,7 +166,9 @@ def _convert(text: str, prefix: str = "/") -> str:
      '{{ "/a/b/c".rstrip("/").split("/") | last or ("/" if "/a/b/c" else ".") }}'),
     ('{{dir "/a/b/c"}}', '{{ ("/a/b/c".rsplit("/", 1)[0] or "/") if "/" in "/a/b/c" else "." }}'),
     ('{{$d := json (getv "/doc")}}{{$d.region}}',
-     '{% set d = getv("/meta-data/doc") | fromjson %}{{ d.region | default("<no value>") }}'),
+     '{% set d = getv("/meta-data/doc") | fromjson %}{{ "<no value>" if d.region is undefined '
+     'or d.region is none else ("true" if d.region else "false") if d.region is boolean '
+     'else d.region }}'),
     ('{{base64Decode (getv "/k")}}{{getv "/k" | base64Encode}}',
      '{{ getv("/meta-data/k") | b64decode }}{{ getv("/meta-data/k") | b64encode }}'),
     ('{{replace (getv "/k") "-" "_" -1}}', '{{ getv("/meta-data/k") | replace("-", "_") }}'),
@@ -249,7 +251,8 @@ def test_nested_ranges_rebind_dot_and_keep_outer_variables() -> None:
 def test_range_over_a_json_map_is_sorted_by_key() -> None:
     go = '{{range $k, $v := json (getv "/d")}}{{$k}}={{$v}} {{end}}'
     assert _convert(go) == ('{% for k, v in (getv("/meta-data/d") | fromjson) | dictsort(true) %}'
-                            '{{ k }}={{ v }} {% endfor %}')
+                            '{{ k }}={{ "<no value>" if v is none else ("true" if v else '
+                            '"false") if v is boolean else v }} {% endfor %}')
 
 
 @pytest.mark.parametrize("go, why", [

@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 from .common import MARKER, PLACEHOLDER, Untranslatable
-from .expressions import Expressions
 from .golex import Action, Comment, go_unquote
 from .goparse import Parser
 from .jinjatext import Val, comment_safe, escape_text, maybe_missing, one_line
+from .ranges import Ranges, test_expr
 from .scope import Binding, Frame
 
 
-def _test(val: Val) -> str:
-    """An expression where Jinja takes no bare ``a if b else c`` (if, elif, for ... in)."""
-    return f"({val.expr})" if " if " in val.expr else val.expr
-
-
-class Translator(Expressions):
+class Translator(Ranges):
     """Expressions plus the actions that open, continue and close blocks."""
 
     # -- output
@@ -115,7 +110,7 @@ class Translator(Expressions):
 
     def a_if(self, item: Action) -> None:
         try:
-            tags = [("stmt", f"if {_test(self.cond(item, 1))}")]
+            tags = [("stmt", f"if {test_expr(self.cond(item, 1))}")]
         except Untranslatable as exc:
             tags = self.untranslated(item, str(exc)) + [("stmt", f"if {PLACEHOLDER}")]
         self.frames.append(Frame("if", item.line, closer="endif"))
@@ -154,53 +149,6 @@ class Translator(Expressions):
             tags = self.untranslated(item, str(exc)) + [("stmt", f"for _ in {PLACEHOLDER}")]
         self.emit(tags, item.ltrim, item.rtrim)
 
-    def range_tags(self, item: Action, frame: Frame) -> List[Tuple[str, str]]:
-        parser = Parser(item.tokens[1:])
-        pipe = parser.pipeline(two_vars=True)
-        if not parser.at_end():
-            raise Untranslatable("unbalanced parentheses")
-        if pipe.assign:
-            raise Untranslatable("range with '=' assignment")
-        # evaluate the source outside the loop's own scope
-        self.frames.pop()
-        try:
-            src = self.pipe(pipe)
-        finally:
-            self.frames.append(frame)
-        elem = {"kvlist": "kv", "strlist": "str"}.get(src.typ, "any")
-        base = {"kvlist": "kv", "strlist": "value", "map": "value"}.get(src.typ, "item")
-        if src.typ in ("str", "bool", "num", "kv"):
-            raise Untranslatable(f"range over a {src.typ} value")
-        extra: List[Tuple[str, str]] = []
-        if len(pipe.decl) == 2:
-            index_go, elem_go = pipe.decl
-        elif len(pipe.decl) == 1:
-            index_go, elem_go = "", pipe.decl[0]
-        else:
-            index_go, elem_go = "", ""
-        if src.typ == "map":
-            key_name = self.fresh(index_go[1:] if index_go else "key")
-            if index_go:
-                frame.vars[index_go] = Binding(key_name, "str", self.decl_counter,
-                                                self.loop_depth())
-                self.decl_counter += 1
-            elem_name = self.fresh(elem_go[1:] if elem_go else base)
-            head = f"for {key_name}, {elem_name} in {src.atom()} | dictsort(true)"
-        else:
-            elem_name = self.fresh(elem_go[1:] if elem_go else base)
-            head = f"for {elem_name} in {_test(src)}"
-            if index_go:
-                index_b = self.declare(index_go, "num")
-                if index_b.decl_id in self.used_decls_known:
-                    extra.append(("stmt", f"set {index_b.name} = loop.index0"))
-        if elem_go:
-            frame.vars[elem_go] = Binding(elem_name, elem, self.decl_counter, self.loop_depth())
-            self.decl_counter += 1
-        else:
-            frame.vars[f"$<range {elem_name}>"] = Binding(elem_name, elem, -1, self.loop_depth())
-        frame.dot = Val(elem_name, elem)
-        return [("stmt", head)] + extra
-
     def a_else(self, item: Action) -> None:
         frame = self.frames[-1]
         if frame.kind not in ("if", "with", "range"):
@@ -211,7 +159,7 @@ class Translator(Expressions):
         toks = item.tokens
         if len(toks) > 1 and toks[1].text == "if" and frame.kind == "if":
             try:
-                tags = [("stmt", f"elif {_test(self.cond(item, 2))}")]
+                tags = [("stmt", f"elif {test_expr(self.cond(item, 2))}")]
             except Untranslatable as exc:
                 tags = self.untranslated(item, str(exc)) + [("stmt", f"elif {PLACEHOLDER}")]
         elif len(toks) > 1:

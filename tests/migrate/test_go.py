@@ -127,6 +127,11 @@ ISSUE_18: List[Case] = [
      '{{$c.weight}} {{$c.note}} {{$c.nope}}|{{print $c.tls $c.note $c.nope $c.name}}|'
      '{{if $c.tls}}tls{{end}}{{if $c.debug}}debug{{end}}{{if $c.note}}note{{end}}',
      ["/meta-data/app/containers/c1"], ""),
+    # range over a JSON field: a map's values by key (with $k, $v), a list's items
+    ('{{$c := json (getv "/meta-data/app/containers/c1")}}'
+     '{{range $k, $v := $c.ports}}{{$k}}->{{$v}};{{end}}|{{range $c.ports}}{{.}};{{end}}|'
+     '{{range $i, $l := $c.labels}}{{$i}}={{$l}};{{end}}|{{range $c.labels}}{{.}}{{end}}',
+     ["/meta-data/app/containers/c1"], ""),
     # a missing JSON field is false; keys as prefixes (containers read below)
     ('{{range $c := ls "/meta-data/app/containers"}}'
      '{{$d := json (getv (printf "/meta-data/app/containers/%s" $c))}}{{$d.name}}'

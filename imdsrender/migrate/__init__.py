@@ -15,9 +15,9 @@ reference to an undefined name (so the template fails loudly instead of
 rendering something subtly different), and reported as ``file:line``.
 
 The parts, in the order data flows: ``golex`` (Go's lexer), ``goparse``
-(pipelines), ``expressions``/``functions``/``statements`` (the translator,
-with ``scope`` for Go's variable scoping and ``jinjatext`` for what it
-writes), ``template`` (one template), ``keyuse`` (what the template's
+(pipelines), ``expressions``/``functions``/``ranges``/``statements`` (the
+translator, with ``scope`` for Go's variable scoping and ``jinjatext`` for
+what it writes), ``template`` (one template), ``keyuse`` (what the template's
 reads make of confd's keys), ``resources`` (one TOML resource), ``confdir``
 (the walk and the report).
 """

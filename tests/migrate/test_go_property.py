@@ -165,11 +165,16 @@ PROBLEM_LINE = re.compile(r"^templates/t\.tmpl:\d+: ")
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.data_too_large])
-@given(template=go_templates())
+@given(template=go_templates(), prefixed=st.booleans())
 def test_go_and_migrated_jinja_agree_or_the_spot_is_reported(
-        go_binary: str, template: str) -> None:
-    want = go_render(go_binary, [(template, confd_store(FIXTURE, ""))])[0]
-    ours = migrate_and_render(template, FIXTURE, keys=["/meta-data/", "/dynamic/"])
+        go_binary: str, template: str, prefixed: bool) -> None:
+    """With prefixed, the same template under confd's prefix /meta-data (keys relative)."""
+    if prefixed:
+        template = template.replace('"/meta-data/', '"/')
+    prefix = "/meta-data" if prefixed else ""
+    want = go_render(go_binary, [(template, confd_store(FIXTURE, prefix))])[0]
+    ours = migrate_and_render(template, FIXTURE, prefix=prefix,
+                              keys=["/"] if prefixed else ["/meta-data/", "/dynamic/"])
     if ours.problems:
         assert all(PROBLEM_LINE.match(p) for p in ours.problems), ours.problems
         return

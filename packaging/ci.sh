@@ -29,6 +29,7 @@ APT_PACKAGES=(
     dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-all
     python3-setuptools python3-wheel python3-build python3-venv python3-pip
     python3-jinja2 python3-urllib3 python3-yaml
+    golang-go  # tests/gotemplate: migrated templates checked against Go's text/template
 )
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imdsrender-ci.XXXXXX")

@@ -1,6 +1,6 @@
 """migrate-confd through the real CLI: exit codes and what is written.
 
-Rendering the converted corpus byte-exact is tests/test_migrate.py's job.
+Rendering the converted corpus byte-exact is tests/migrate/test_template.py's job.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_untranslatable_is_reported_and_the_rest_written(tmp_path: Path) -> None
     src = tmp_path / "confd"
     shutil.copytree(CORPUS, src)
     template = src / "templates" / "instance.tmpl"
-    template.write_text(template.read_text() + '{{define "x"}}nope{{end}}\n')
+    template.write_text(template.read_text() + '{{lookupSRV "db" "tcp" "x"}}\n')
     out = tmp_path / "out"
     result = run_cli("migrate-confd", str(src), str(out))
     assert result.returncode == 1
@@ -46,3 +46,24 @@ def test_refuses_to_migrate_in_place(tmp_path: Path) -> None:
     result = run_cli("migrate-confd", str(src), str(src / "out"))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_template_with_only_supported_constructs_exits_0(tmp_path: Path) -> None:
+    src = tmp_path / "confd"
+    (src / "conf.d").mkdir(parents=True)
+    (src / "templates").mkdir()
+    (src / "conf.d" / "web.toml").write_text(
+        '[template]\nsrc = "web.tmpl"\ndest = "/etc/web.conf"\nprefix = "/meta-data"\n'
+        'keys = ["/tags/instance", "/network/interfaces/macs"]\n')
+    (src / "templates" / "web.tmpl").write_text(
+        '{{define "row"}}{{.Key}}={{.Value}}\n{{end}}'
+        '{{range gets "/tags/instance/*"}}{{template "row" .}}{{end}}'
+        '{{with $n := getv "/tags/instance/Name" ""}}name={{$n}}{{else}}anonymous{{end}}\n'
+        '{{print "port" 80 443}} {{or (getenv "PORT") "8080"}}\n'
+        '{{range $m := lsdir "/network/interfaces/macs"}}'
+        '{{getv (printf "/network/interfaces/macs/%s/subnet-id" $m)}}\n{{end}}')
+    out = tmp_path / "out"
+    result = run_cli("migrate-confd", str(src), str(out))
+    assert result.returncode == 0, result.stderr
+    assert "imdsrender:" not in result.stderr.replace("imdsrender: INFO", "")
+    assert run_cli("check", "--confdir", str(out)).returncode == 0

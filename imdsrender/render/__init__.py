@@ -22,10 +22,10 @@ from ..model import Resource
 from .environment import check_templates, make_environment
 from .errors import RenderError, render_error
 from .filters import FILTERS, b64decode, b64encode, fromjson
-from .functions import Pair, Reader
+from .functions import Pair, Reader, getenv
 
 __all__ = ["FILTERS", "Pair", "RenderError", "Rendered", "b64decode", "b64encode",
-           "check_templates", "fromjson", "make_environment", "render"]
+           "check_templates", "fromjson", "getenv", "make_environment", "render"]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ test checks they match).  A failure is a :class:`~imdsrender.errors.Problem`;
 from __future__ import annotations
 
 import json as jsonlib
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -59,6 +60,15 @@ def _fetched(path: str) -> Iterator[None]:
         raise Problem(f"key {path} {exc.what}", exc.hint) from None
 
 
+def getenv(name: str, default: str = "") -> str:
+    """A variable of imdsrender's environment (the unit's Environment=/EnvironmentFile=).
+
+    As confd's getenv: unset or empty gives *default*.  Not a key function:
+    it reads no metadata, so it is not in keys.TEMPLATE_FUNCTIONS.
+    """
+    return os.environ.get(name) or default
+
+
 class Reader:
     """The template functions bound to one snapshot and one resource.
 
@@ -75,8 +85,11 @@ class Reader:
         self._dirs = tuple(k for k in resource.keys if is_dir(k))
 
     def functions(self) -> Dict[str, Callable[..., Any]]:
-        """The render variables: one bound method per row of TEMPLATE_FUNCTIONS."""
-        return {name: getattr(self, name) for name in TEMPLATE_FUNCTIONS}
+        """The render variables: one bound method per row of TEMPLATE_FUNCTIONS, and getenv."""
+        functions: Dict[str, Callable[..., Any]] = {
+            name: getattr(self, name) for name in TEMPLATE_FUNCTIONS}
+        functions["getenv"] = getenv
+        return functions
 
     def _key(self, function: str, argument: Any) -> str:
         """The normalised path a call reads, after checking the resource may read it."""

@@ -1,4 +1,4 @@
-"""migrate.py: confd TOML + Go templates -> imdsrender YAML + Jinja2.
+"""imdsrender.migrate: confd Go templates -> Jinja2, and the converted corpus rendered.
 
 The expected outputs below are written by hand from confd's documented
 semantics (Go text/template, confd's template functions, confd 0.40's
@@ -8,8 +8,6 @@ prefix rules), not produced by our own code.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -21,22 +19,16 @@ from hypothesis import strategies as st
 
 from imdsrender.config import ImdsSettings, load_resources
 from imdsrender.emulator import Emulator
-from imdsrender.errors import UsageError
 from imdsrender.fetch import Plan, fetch
 from imdsrender.imds.client import ImdsClient
 from imdsrender.migrate import (
     MARKER,
-    MigrationError,
-    MigrationReport,
-    convert_resource,
     convert_template,
-    fold_prefix,
-    full_key,
     migrate_confdir,
 )
 from imdsrender.render import make_environment, render
 
-CORPUS = Path(__file__).parent / "data" / "confd"
+CORPUS = Path(__file__).parent.parent / "data" / "confd"
 
 FIXTURE: Dict[str, str] = {
     "/meta-data/instance-id": "i-0abc",
@@ -170,10 +162,13 @@ def _convert(text: str, prefix: str = "/") -> str:
     ('{{toLower (getv "/k")}}', '{{ getv("/meta-data/k") | lower }}'),
     ('{{join (split (getv "/k") ",") ";"}}',
      '{{ getv("/meta-data/k").split(",") | join(";") }}'),
-    ('{{base "/a/b/c"}}', '{{ "/a/b/c".rstrip("/").split("/") | last }}'),
-    ('{{dir "/a/b/c"}}', '{{ "/a/b/c".rsplit("/", 1)[0] or "/" }}'),
+    ('{{base "/a/b/c"}}',
+     '{{ "/a/b/c".rstrip("/").split("/") | last or ("/" if "/a/b/c" else ".") }}'),
+    ('{{dir "/a/b/c"}}', '{{ ("/a/b/c".rsplit("/", 1)[0] or "/") if "/" in "/a/b/c" else "." }}'),
     ('{{$d := json (getv "/doc")}}{{$d.region}}',
-     '{% set d = getv("/meta-data/doc") | fromjson %}{{ d.region }}'),
+     '{% set d = getv("/meta-data/doc") | fromjson %}{{ "<no value>" if d.region is undefined '
+     'or d.region is none else ("true" if d.region else "false") if d.region is boolean '
+     'else d.region }}'),
     ('{{base64Decode (getv "/k")}}{{getv "/k" | base64Encode}}',
      '{{ getv("/meta-data/k") | b64decode }}{{ getv("/meta-data/k") | b64encode }}'),
     ('{{replace (getv "/k") "-" "_" -1}}', '{{ getv("/meta-data/k") | replace("-", "_") }}'),
@@ -199,7 +194,8 @@ def test_construct_translates_exactly(go: str, jinja: str) -> None:
 _PIECES = ['{{', '}}', '{{- ', ' -}}', 'getv ', '"/k"', '`r`', '(', ')', '|', '$x', ':=', '=',
            '.', '.Key', 'range ', 'if ', 'else', 'end', 'with ', ' ', '\n', 'x', '{%', '{#',
            '/*', '*/', ',', 'gets ', 'printf ', '"%s"', '1', 'json ', 'index ', '\r', 'eq ',
-           '{', '}', '#', '%', '\u00a0', '"\\q"', '-.1']
+           '{', '}', '#', '%', '\u00a0', '"\\q"', '-.1', 'define ', 'template ', 'block ',
+           '"d"', 'print ', 'or ', 'and ', 'getenv ', 'exists ', 'ls ', '$x.f', 'lookupIP ']
 
 
 @settings(max_examples=400, deadline=None)
@@ -217,6 +213,15 @@ def test_prefix_is_folded_into_literal_and_computed_keys() -> None:
         '{{ getv("/meta-data/placement/region") }}'
         '{% for kv in gets("/meta-data/placement/tags/*") %}{{ kv.key[20:] }}{% endfor %}'
         '{{ getv("/meta-data/placement" ~ ("/tags/%s" | format("Name"))) }}')
+
+
+@pytest.mark.parametrize("prefix, sliced", [
+    ("/meta-data", 10), ("/production", 21), ("/meta-data/app", 14), ("/", None)])
+def test_key_is_sliced_to_what_confds_store_holds(prefix: str, sliced: object) -> None:
+    """confd strips the prefix's IMDS path (/production is /meta-data/production)."""
+    out = _convert('{{range gets "/a/*"}}{{.Key}}{{end}}', prefix=prefix)
+    key = "kv.key" if sliced is None else f"kv.key[{sliced}:]"
+    assert out.endswith(f"{{{{ {key} }}}}{{% endfor %}}")
 
 
 def test_variable_assigned_in_a_loop_becomes_a_namespace() -> None:
@@ -246,13 +251,20 @@ def test_nested_ranges_rebind_dot_and_keep_outer_variables() -> None:
 def test_range_over_a_json_map_is_sorted_by_key() -> None:
     go = '{{range $k, $v := json (getv "/d")}}{{$k}}={{$v}} {{end}}'
     assert _convert(go) == ('{% for k, v in (getv("/meta-data/d") | fromjson) | dictsort(true) %}'
-                            '{{ k }}={{ v }} {% endfor %}')
+                            '{{ k }}={{ "<no value>" if v is none else ("true" if v else '
+                            '"false") if v is boolean else v }} {% endfor %}')
 
 
 @pytest.mark.parametrize("go, why", [
-    ('{{getenv "HOME"}}', "function 'getenv' has no imdsrender equivalent"),
-    ('{{datetime}}', "function 'datetime' has no imdsrender equivalent"),
-    ('{{template "x" .}}', "{{template}} is not supported"),
+    ('{{lookupIP "db.internal"}}', "function 'lookupIP' has no imdsrender equivalent; "
+     "resolving names at render time is not supported; let the service resolve the name, "
+     "or put the address in a tag"),
+    ('{{datetime}}', "function 'datetime' has no imdsrender equivalent; output must depend on "
+     "metadata only (a timestamp rewrites the file on every run); drop it"),
+    ('{{hashToIPv4 "x"}}', "function 'hashToIPv4' has no imdsrender equivalent; not a confd "
+     "function (a fork's or plugin's own, e.g. calico's hashToIPv4); rewrite the spot with "
+     "Jinja expressions and filters"),
+    ('{{break}}', "{{break}} is not supported"),
     ('{{.}}', "confd's template data ('.' outside range/with) is empty"),
     ('{{printf "%q" (getv "/k")}}', "printf verb other than %s %d %v %f %%"),
     ('{{range gets "/p/*"}}{{.}}{{end}}', "printing a kv value (Go's formatting of it differs)"),
@@ -269,11 +281,16 @@ def test_untranslatable_construct_is_marked_and_reported(go: str, why: str) -> N
     assert out.endswith('\ntail {{ getv("/meta-data/k") }}\n')  # the rest still translated
 
 
-def test_define_block_is_dropped_and_reported() -> None:
-    out, problems = convert_template('a\n{{define "x"}}{{getv "/k"}}{{end}}b', "templates/t.tmpl")
-    assert problems == ("templates/t.tmpl:2: untranslated {{define \"x\"}}: template definitions"
-                        " are not supported; the block's body was dropped",)
-    assert out.startswith("a\n{# ") and out.endswith("#}b")
+def test_define_becomes_a_macro_written_first_and_template_calls_it() -> None:
+    """Go may call a template before its {{define}}; Jinja needs the macro first."""
+    out = _convert('{{template "row" "a"}}\n{{define "row"}}<{{.}}>{{end}}b')
+    assert out == ('{% macro tpl_row(dot) %}<{{ dot }}>{% endmacro %}'
+                   '{{ tpl_row("a") }}\nb')
+
+
+def test_template_never_defined_is_reported() -> None:
+    _, problems = convert_template('a\n{{template "nope"}}', "templates/t.tmpl")
+    assert problems == ("templates/t.tmpl:2: template 'nope' is never defined",)
 
 
 def test_unclosed_block_is_reported_and_closed() -> None:
@@ -287,97 +304,7 @@ def test_unparsable_template_is_reported_with_line() -> None:
     assert problems == ("templates/t.tmpl:2: cannot parse: unclosed action",)
 
 
-# ------------------------------------------------------------ keys and resources
-
-
-@pytest.mark.parametrize("global_prefix, resource_prefix, expected", [
-    ("", "", "/"), ("/production", "", "/production"), ("", "app/", "/app"),
-    ("production", "/myapp", "/production/myapp"),
-])
-def test_prefixes_concatenate(global_prefix: str, resource_prefix: str, expected: str) -> None:
-    assert fold_prefix(global_prefix, resource_prefix) == expected
-
-
-@pytest.mark.parametrize("prefix, key, expected", [
-    ("/", "/meta-data/instance-id", "/meta-data/instance-id"),
-    ("/", "/instance-id", "/meta-data/instance-id"),
-    ("/", "/latest/dynamic/instance-identity/document", "/dynamic/instance-identity/document"),
-    ("/meta-data", "/tags/instance/", "/meta-data/tags/instance/"),
-    ("/meta-data/placement", "region", "/meta-data/placement/region"),
-    ("/", "/user-data", "/user-data"),
-])
-def test_full_key(prefix: str, key: str, expected: str) -> None:
-    assert full_key(prefix, key) == expected
-
-
-def test_resource_fields_translate() -> None:
-    doc = {"template": {
-        "src": "app.conf.tmpl", "dest": "/etc/app.conf", "prefix": "app",
-        "keys": ["/a", "/dir/"], "mode": "0600", "uid": 1000, "gid": 1001,
-        "check_cmd": "/usr/sbin/app -t -c {{.src}}",
-        "reload_cmd": "cp {{ .src }} /backup && systemctl reload app # {{.dest}}",
-        "check_cmd_timeout": 15, "reload_cmd_timeout": "2m",
-    }}
-    entry, problems = convert_resource(doc, "conf.d/app.toml", "/meta-data")
-    assert problems == ()
-    assert entry == {
-        "src": "app.conf.j2", "dest": "/etc/app.conf",
-        "keys": ["/meta-data/app/a", "/meta-data/app/dir/"],
-        "mode": "0600", "owner": 1000, "group": 1001,
-        "check_cmd": "/usr/sbin/app -t -c {{ src }}",
-        "reload_cmd": "cp {{ src }} /backup && systemctl reload app # {{ dest }}",
-        "check_timeout": "15s", "reload_timeout": "120s",
-    }
-
-
-def test_directory_keys_are_recognised_from_the_template_and_known_paths() -> None:
-    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": [
-        "/meta-data/tags/instance", "/meta-data/foo", "/meta-data/bar", "/meta-data/placement",
-        "/meta-data/instance-id"]}}
-    used = [("/meta-data/foo/*", "glob", 3), ("/meta-data/bar/baz", "leaf", 4),
-            ("/meta-data/instance-id", "leaf", 5)]
-    entry, problems = convert_resource(doc, "conf.d/t.toml", template_keys=used,
-                                       template_name="templates/t.tmpl")
-    assert problems == ()
-    assert entry["keys"] == ["/meta-data/tags/instance/", "/meta-data/foo/", "/meta-data/bar/",
-                             "/meta-data/placement/", "/meta-data/instance-id"]
-
-
-def test_template_key_outside_keys_is_reported() -> None:
-    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/meta-data/a"]}}
-    _, problems = convert_resource(doc, "conf.d/t.toml", template_keys=[
-        ("/meta-data/a", "leaf", 1), ("/meta-data/b", "leaf", 7)], template_name="templates/t.tmpl")
-    assert problems == ("templates/t.tmpl:7: key /meta-data/b is not in the keys of "
-                        "conf.d/t.toml; add it there (confd could not read it either)",)
-
-
-def test_resource_problems_name_file_and_line() -> None:
-    text = ('[template]\nsrc = "t.tmpl"\ndest = "/x"\nkeys = ["/a"]\nmode = "644"\n'
-            'output_format = "json"\nreload_cmd = "{{.src}} {{getenv \\"X\\"}}"\n'
-            '[backend]\nbackend = "vault"\n')
-    doc = {"template": {"src": "t.tmpl", "dest": "/x", "keys": ["/a"], "mode": "644",
-                        "output_format": "json", "reload_cmd": '{{.src}} {{getenv "X"}}'},
-           "backend": {"backend": "vault"}}
-    entry, problems = convert_resource(doc, "conf.d/t.toml", text=text)
-    assert problems == (
-        "conf.d/t.toml:8: [backend] is not translated (imdsrender reads IMDS only)",
-        "conf.d/t.toml:6: field 'output_format' has no imdsrender equivalent; not translated",
-        "conf.d/t.toml:5: mode '644' is decimal to confd (= 01204); write \"0644\" if octal "
-        "was meant",
-        "conf.d/t.toml:7: untranslated {{getenv \"X\"}} in command (only {{.src}}, {{.dest}} "
-        "are supported)",
-    )
-    assert "mode" not in entry
-    assert entry["reload_cmd"] == '{{ src }} {{getenv "X"}}'
-
-
 # ------------------------------------------------------------ the confdir
-
-
-def _copy(name: str, tmp_path: Path) -> Path:
-    dst = tmp_path / "confd"
-    shutil.copytree(CORPUS / name, dst)
-    return dst
 
 
 def _render_all(out: Path, dest_root: Path, emulator: Emulator) -> Dict[str, str]:
@@ -435,131 +362,3 @@ def test_mode_is_written_as_a_quoted_octal_string(tmp_path: Path) -> None:
     text = (out / "conf.d" / "identity.yaml").read_text()
     assert "  mode: '0640'\n" in text
     assert "  check_cmd: /usr/bin/test -s {{ src }}\n" in text
-
-
-def _confdir(tmp_path: Path, files: Dict[str, str]) -> Path:
-    src = tmp_path / "confd"
-    for rel, text in files.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_text(text)
-    return src
-
-
-def test_untranslatable_construct_reports_file_line_and_the_rest_is_written(
-        tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {
-        "conf.d/good.toml": '[template]\nsrc = "good.tmpl"\ndest = "/etc/good"\nkeys = ["/a"]\n',
-        "templates/good.tmpl": 'a={{getv "/a"}}\n',
-        "conf.d/bad.toml": ('[template]\nsrc = "bad.tmpl"\ndest = "/etc/bad"\nkeys = ["/a"]\n'
-                            'min_reload_interval = "30s"\n'),
-        "templates/bad.tmpl": 'a={{getv "/a"}}\nhost={{getenv "HOSTNAME"}}\nz={{getv "/a"}}\n',
-    })
-    out = tmp_path / "out"
-    report = migrate_confdir(str(src), str(out))
-    assert report == MigrationReport(
-        written=("conf.d/bad.yaml", "conf.d/good.yaml", "templates/bad.j2", "templates/good.j2"),
-        problems=(
-            "templates/bad.tmpl:2: untranslated {{getenv \"HOSTNAME\"}}: function 'getenv' "
-            "has no imdsrender equivalent",
-            "conf.d/bad.toml:5: field 'min_reload_interval' has no imdsrender equivalent; "
-            "not translated",
-        ))
-    bad = (out / "templates" / "bad.j2").read_text()
-    assert bad.startswith('a={{ getv("/meta-data/a") }}\nhost={# imdsrender-migrate: ')
-    assert bad.endswith('{{ imdsrender_migrate_untranslated }}\nz={{ getv("/meta-data/a") }}\n')
-    assert (out / "templates" / "good.j2").read_text() == 'a={{ getv("/meta-data/a") }}\n'
-
-
-def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(CORPUS / "main"), str(out))
-    assert str(exc.value) == (f"{out}: exists and is not empty; name a new directory, "
-                              "or pass --force to overwrite files in it")
-    assert exc.value.exit_code == 2
-    assert sorted(os.listdir(out)) == ["keep.txt"]
-    report = migrate_confdir(str(CORPUS / "main"), str(out), force=True)
-    assert report.problems == ()
-    assert (out / "keep.txt").read_text() == "mine"
-    assert (out / "conf.d" / "instance.yaml").is_file()
-
-
-def test_existing_empty_directory_is_fine(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    assert migrate_confdir(str(CORPUS / "main"), str(out)).written
-
-
-@pytest.mark.parametrize("where", [".", "conf.d", "new/inside"])
-def test_never_in_place(where: str, tmp_path: Path) -> None:
-    src = _copy("main", tmp_path)
-    before = sorted(str(p) for p in src.rglob("*"))
-    out = src / where
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(src), str(out), force=True)
-    assert str(exc.value) == (f"{out}: is the confd confdir or inside it; migration never "
-                              "works in place; name a new directory")
-    assert sorted(str(p) for p in src.rglob("*")) == before
-
-
-def test_source_must_be_a_confd_confdir(tmp_path: Path) -> None:
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(tmp_path), str(tmp_path / "out"))
-    assert str(exc.value) == (f"{tmp_path}: not a confd confdir (no conf.d/ directory); name "
-                              "the directory holding conf.d/ and templates/, e.g. /etc/confd")
-    assert isinstance(exc.value, UsageError)
-
-
-def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {"conf.d/x.toml": '[template]\nsrc = "a"\ndest = \n'})
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(src), str(tmp_path / "out"))
-    assert str(exc.value).startswith("conf.d/x.toml:3: invalid TOML: ")
-    assert not (tmp_path / "out").exists()
-
-
-def test_invalid_confd_toml_names_file_and_line(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {"confd.toml": 'prefix = "/a"\nprefix = "/b"\n',
-                              "conf.d/x.toml": '[template]\n'})
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(src), str(tmp_path / "out"))
-    assert str(exc.value).startswith("confd.toml:2: invalid TOML: ")
-
-
-def test_missing_toml_library_names_the_extra(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "tomllib", None)
-    monkeypatch.setitem(sys.modules, "tomli", None)
-    with pytest.raises(MigrationError) as exc:
-        migrate_confdir(str(CORPUS / "main"), str(tmp_path / "out"))
-    assert str(exc.value) == ("migrate-confd: reading TOML needs Python 3.11+ or the tomli "
-                              "package; pip install 'imdsrender[migrate]'")
-
-
-def test_missing_template_is_reported_and_the_resource_still_written(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {
-        "conf.d/x.toml": '[template]\nsrc = "gone.tmpl"\ndest = "/etc/x"\nkeys = ["/a"]\n'})
-    report = migrate_confdir(str(src), str(tmp_path / "out"))
-    assert report.problems == ("templates/gone.tmpl: cannot read: No such file or directory",)
-    assert report.written == ("conf.d/x.yaml",)
-
-
-def test_same_template_under_two_prefixes_gives_two_outputs(tmp_path: Path) -> None:
-    src = _confdir(tmp_path, {
-        "conf.d/a.toml": ('[template]\nprefix = "/meta-data/placement"\nsrc = "v.tmpl"\n'
-                          'dest = "/etc/a"\nkeys = ["/region"]\n'),
-        "conf.d/b.toml": ('[template]\nprefix = "/meta-data/tags/instance"\nsrc = "v.tmpl"\n'
-                          'dest = "/etc/b"\nkeys = ["/region"]\n'),
-        "templates/v.tmpl": '{{getv "/region"}}\n',
-    })
-    out = tmp_path / "out"
-    report = migrate_confdir(str(src), str(out))
-    assert report.problems == ()
-    assert (out / "templates" / "v.j2").read_text() == \
-        '{{ getv("/meta-data/placement/region") }}\n'
-    assert (out / "templates" / "v-2.j2").read_text() == \
-        '{{ getv("/meta-data/tags/instance/region") }}\n'
-    b: List[dict] = yaml.safe_load((out / "conf.d" / "b.yaml").read_text())["templates"]
-    assert b[0]["src"] == "v-2.j2"

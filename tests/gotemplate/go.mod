@@ -1,0 +1,3 @@
+module imdsrender.test/gotemplate
+
+go 1.19

@@ -1,0 +1,1 @@
+"""Tests of imdsrender.migrate, one file per module, and the differential harness against Go."""

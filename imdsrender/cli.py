@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     emulator = sub.add_parser("emulator", help="serve an IMDSv2 emulator on 127.0.0.1")
     emulator.add_argument("--port", type=int, default=1338)
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
     emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
     emulator.add_argument("--latency-ms", type=float, default=0.0)
     emulator.set_defaults(handler=cmd_emulator, log_level="info", log_format="text")
@@ -194,6 +195,8 @@ def setup_logging(level: str, fmt: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("imdsrender: %(levelname)s: %(message)s"))
+    from .journal import install
+    install(handler)  # under systemd: a <N> priority on each line for journald
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))
@@ -602,7 +605,7 @@ def _shown(path: str, value: bytes, show_secrets: bool) -> str:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from .emulator import serve
 
-    emulator = serve(args.port, args.data, args.latency_ms)
+    emulator = serve(args.port, args.data, args.latency_ms, host=args.host)
     print(f"imdsrender: emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

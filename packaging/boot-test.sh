@@ -24,6 +24,8 @@
 #
 # Run as root: bash packaging/boot-test.sh
 # Env: IMDSRENDER_DEB=path  boot that .deb instead of building one;
+#      IMDSRENDER_BOOT_ROOTFS=dir  copy that pristine mmdebstrap tree instead
+#        of building one (to iterate on this script);
 #      IMDSRENDER_CI_SKIP_APT=1  tools already installed;
 #      KEEP=1  keep the work directory (containers are stopped anyway).
 # Exits non-zero when any scenario failed.
@@ -113,9 +115,13 @@ EOF
 # The shared base: minbase bookworm plus the test's own plumbing (network,
 # emulator, stand-in apps). imdsrender itself is installed per scenario.
 build_base() {
-    mmdebstrap --mode=root --variant=minbase --include="$ROOTFS_PACKAGES" \
-        bookworm "$BASE" >"$WORK/mmdebstrap.log" 2>&1 \
-        || { tail -30 "$WORK/mmdebstrap.log"; die "mmdebstrap"; }
+    if [ -n "${IMDSRENDER_BOOT_ROOTFS:-}" ]; then  # iterating on this script
+        cp -a "$IMDSRENDER_BOOT_ROOTFS" "$BASE"
+    else
+        mmdebstrap --mode=root --variant=minbase --include="$ROOTFS_PACKAGES" \
+            bookworm "$BASE" >"$WORK/mmdebstrap.log" 2>&1 \
+            || { tail -30 "$WORK/mmdebstrap.log"; die "mmdebstrap"; }
+    fi
     # networkd with a veth pair inside the container: network-online at once.
     write "$BASE/etc/systemd/network/10-boottest.netdev" <<'EOF'
 [NetDev]
@@ -169,8 +175,16 @@ sys.exit("emulator not listening on 169.254.169.254:80 after 10 s")
 EOF
     chmod 0755 "$BASE/usr/local/bin/imds-emulator-ready"
     chroot "$BASE" systemctl enable -q imds-emulator.service
-    # cloud-init: NoCloud only (never probe EC2's datasource).
-    write "$BASE/etc/cloud/cloud.cfg.d/99-boot-test.cfg" <<<'datasource_list: [ NoCloud, None ]'
+    # cloud-init: off except in scenario 4; there NoCloud only (never probe
+    # EC2's datasource), leaving the network above alone, and without the
+    # modules a minbase container cannot run (locales, ssh host keys).
+    touch "$BASE/etc/cloud/cloud-init.disabled"
+    write "$BASE/etc/cloud/cloud.cfg.d/99-boot-test.cfg" <<'EOF'
+datasource_list: [ NoCloud, None ]
+network: {config: disabled}
+locale: false
+ssh_genkeytypes: []
+EOF
     app_unit "$BASE" app /etc/app/instance.conf
     app_unit "$BASE" myapp /etc/myapp/myapp.conf
     cp "$DEB" "$BASE/var/tmp/imdsrender.deb"
@@ -205,16 +219,22 @@ boot() {
     NSPAWN_PID=$!
     BOOT_START=$(date +%s%N)
     CPID=
-    local _
-    for _ in $(seq 100); do
-        CPID=$(pgrep -P "$NSPAWN_PID" || true)
-        [ -n "$CPID" ] && break
+    local _ child state
+    # nspawn's child becomes the container's systemd once it has exec'd it,
+    # and answers systemctl once its private socket is up.
+    for _ in $(seq 300); do
+        child=$(pgrep -P "$NSPAWN_PID" || true)
+        if [ -n "$child" ] && [[ "$(readlink "/proc/$child/exe" 2>/dev/null)" == */systemd ]] \
+            && nsenter -t "$child" -a test -S /run/systemd/private 2>/dev/null; then
+            CPID=$child
+            break
+        fi
+        kill -0 "$NSPAWN_PID" 2>/dev/null || break
         sleep 0.1
     done
-    [ -n "$CPID" ] || { REASON="container did not start (see $name.console)"; return 1; }
+    [ -n "$CPID" ] || { REASON="container's systemd did not come up (see $name.console)"; return 1; }
     # "running" or "degraded": boot is over either way.
     timeout 150 nsenter -t "$CPID" -a systemctl is-system-running --wait >/dev/null 2>&1 || true
-    local state
     state=$(in_ct systemctl is-system-running 2>/dev/null || true)
     case "$state" in
         running|degraded) return 0 ;;
@@ -394,7 +414,7 @@ scenario_3() {
 [Service]
 TimeoutStartSec=$limit
 EOF
-    chroot "$S3_ROOT" systemctl mask -q imds-emulator.service
+    chroot "$S3_ROOT" systemctl disable -q imds-emulator.service
     boot "$S3_ROOT" s3 || return 1
     need "imdsrender.service: $(prop imdsrender.service Result), exit $(prop imdsrender.service ExecMainStatus), not exit 3" \
         test "$(prop imdsrender.service Result)/$(prop imdsrender.service ExecMainStatus)" = exit-code/3 || return 1
@@ -454,12 +474,13 @@ cloud_case() {
         root=$(new_root "$name") || { REASON="dpkg -i failed"; return 1; }
     fi
     [ "$app" = app-enabled ] && chroot "$root" systemctl enable -q myapp.service
+    rm "$root/etc/cloud/cloud-init.disabled"
     seed "$root" "$example"
     boot "$root" "$name" || return 1
     timeout 180 nsenter -t "$CPID" -a cloud-init status --wait >/dev/null 2>&1 || true
     status=$(in_ct cloud-init status --long 2>&1 || true)
     need "$name: cloud-init $(head -n1 <<<"$status")" grep -qx 'status: done' <<<"$status" || return 1
-    need "$name: runcmd did not run" test -e "$root/var/lib/cloud/instance/scripts/runcmd" || return 1
+    need "$name: runcmd did not run" in_ct test -e /var/lib/cloud/instance/scripts/runcmd || return 1
     while read -r dest; do
         need "$name: $dest not rendered" test -s "$root$dest" || return 1
         need "$name: $dest has no instance id" grep -q i-0123456789abcdef0 "$root$dest" || return 1

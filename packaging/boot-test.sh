@@ -549,6 +549,11 @@ run() {
     else
         FAILED=$((FAILED + 1))
         echo "FAIL $name ($((SECONDS - start))s): ${REASON:-see the logs}"
+        if [ -n "$CPID" ]; then  # what the container's journal says about it
+            in_ct journalctl -q -b --no-pager -n 15 -o short-monotonic \
+                -u 'imdsrender*' -u app.service -u myapp.service -u cloud-final.service 2>&1 \
+                | sed 's/^/    | /' || true
+        fi
     fi
 }
 

@@ -48,10 +48,15 @@ REASON=
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/imdsrender-boot.XXXXXX")
 BASE=$WORK/base
+# nspawn keeps locks and mount propagation dirs here; ours to remove if new.
+NSPAWN_RUN=/run/systemd/nspawn
+NSPAWN_RUN_WAS_THERE=0
+[ -e "$NSPAWN_RUN" ] && NSPAWN_RUN_WAS_THERE=1
 
 cleanup() {
     local rc=$?
     stop_container || true
+    [ "$NSPAWN_RUN_WAS_THERE" = 1 ] || rm -rf "$NSPAWN_RUN"
     if [ "${KEEP:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
 }
@@ -256,7 +261,7 @@ stop_container() {
     done
     kill -KILL "$NSPAWN_PID" 2>/dev/null || true
     wait "$NSPAWN_PID" 2>/dev/null || true
-    rmdir "/run/systemd/nspawn/propagate/$MACHINE" 2>/dev/null || true
+    rmdir "$NSPAWN_RUN/propagate/$MACHINE" 2>/dev/null || true
     NSPAWN_PID= CPID=
 }
 

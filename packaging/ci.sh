@@ -16,7 +16,9 @@
 #
 # Run as root from anywhere: bash packaging/ci.sh
 # Env: IMDSRENDER_CI_SKIP_APT=1 skips apt-get (tools already installed);
-#      KEEP=1 keeps the work directory. Exits non-zero on the first failure.
+#      IMDSRENDER_DEB_OUT=dir copies the checked .deb there (the boot test
+#      boots that one); KEEP=1 keeps the work directory.
+# Exits non-zero on the first failure.
 
 set -euo pipefail
 
@@ -195,6 +197,9 @@ must_list "$WORK/deb.list" "${UNITS[@]/#//lib/systemd/system/}" \
     /etc/imdsrender/imdsrender.yaml /etc/imdsrender/conf.d /etc/imdsrender/templates \
     /usr/bin/imdsrender /usr/share/man/man1/imdsrender.1.gz
 ok "$(basename "$DEB")"
+if [ -n "${IMDSRENDER_DEB_OUT:-}" ]; then
+    mkdir -p "$IMDSRENDER_DEB_OUT" && cp "$DEB" "$IMDSRENDER_DEB_OUT/"
+fi
 
 step "lintian"
 lintian --pedantic --display-info "$DEB" 2>&1 | grep -v 'running with root privileges' | tee "$WORK/lintian.log" || true

@@ -185,9 +185,67 @@ def test_units_example_enables_boot_unit_and_timer() -> None:
     data = yaml.safe_load((ROOT / "cloud-init" / "boot-units.yaml").read_text())
     enable = [cmd for cmd in data["runcmd"] if cmd[:2] == ["systemctl", "enable"]]
     assert enable and {"imdsrender.service", "imdsrender-refresh.timer"} <= set(enable[0])
-    dropins = [f for f in data["write_files"]
-               if f["path"].endswith(".service.d/10-imdsrender.conf")]
-    assert dropins and "After=imdsrender.service" in dropins[0]["content"]
+
+
+def test_units_example_orders_an_app_enabled_in_the_image() -> None:
+    """The app's start job is queued before cloud-init runs: its drop-in must
+    be written and loaded (daemon-reload) in bootcmd, before any ordinary
+    service starts; write_files alone leaves it unloaded on the first boot.
+    An app not enabled in the image is enabled and started by runcmd."""
+    data = yaml.safe_load((ROOT / "cloud-init" / "boot-units.yaml").read_text())
+    bootcmd = [cmd if isinstance(cmd, str) else " ".join(cmd) for cmd in data["bootcmd"]]
+    dropin = [i for i, cmd in enumerate(bootcmd) if "myapp.service.d/10-imdsrender.conf" in cmd]
+    reload = [i for i, cmd in enumerate(bootcmd) if cmd.strip() == "systemctl daemon-reload"]
+    assert dropin and reload and dropin[0] < reload[-1]
+    assert "After=imdsrender.service" in bootcmd[dropin[0]]
+    assert not [f for f in data["write_files"] if f["path"].startswith("/etc/systemd/")]
+    runcmd = [" ".join(cmd) for cmd in data["runcmd"]]
+    assert any(cmd.startswith("systemctl enable") and "myapp.service" in cmd for cmd in runcmd)
+    assert any(cmd.startswith("systemctl start --no-block") and "myapp.service" in cmd
+               for cmd in runcmd)
+
+
+def shipped_reload_commands() -> Dict[str, str]:
+    """Every reload_cmd in examples/, the cloud-init examples and the README."""
+    found: Dict[str, str] = {}
+    for path in sorted((ROOT / "examples" / "conf.d").glob("*.yaml")):
+        for resource in yaml.safe_load(path.read_text())["templates"]:
+            if "reload_cmd" in resource:
+                found[path.name] = resource["reload_cmd"]
+    for example in CLOUD_EXAMPLES:
+        for item in yaml.safe_load(example.read_text()).get("write_files", []):
+            if item["path"].startswith("/etc/imdsrender/conf.d/"):
+                for resource in yaml.safe_load(item["content"])["templates"]:
+                    if "reload_cmd" in resource:
+                        found[example.name] = resource["reload_cmd"]
+    for lineno, line in enumerate((ROOT / "README.md").read_text().splitlines(), 1):
+        if line.strip().startswith("reload_cmd:"):
+            found[f"README.md:{lineno}"] = line.split(":", 1)[1].strip()
+    return found
+
+
+def test_shipped_reload_commands_do_not_block_on_the_app() -> None:
+    """An app ordered After=imdsrender.service has its start job waiting for
+    the boot render; a blocking systemctl reload/restart of it waits for that
+    job in turn: every resource hangs until reload_timeout (issue #15)."""
+    commands = shipped_reload_commands()
+    assert len(commands) >= 3, commands
+    for where, command in commands.items():
+        argv = command.split()
+        if argv[0] == "systemctl":
+            assert "--no-block" in argv, f"{where}: {command}"
+            assert argv[2].startswith("try-"), f"{where}: {command} would start a stopped app"
+
+
+def test_boot_test_is_in_ci_and_stops_containers_by_pid() -> None:
+    script = (PACKAGING / "boot-test.sh").read_text()
+    assert "packaging/boot-test.sh" in (ROOT / ".ci" / "run").read_text()
+    for banned in ("pkill", "killall", "machinectl"):
+        assert banned not in script, banned
+    assert "trap cleanup EXIT" in script
+    result = subprocess.run(["bash", "-n", str(PACKAGING / "boot-test.sh")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def write_confdir(example: Path, confdir: Path) -> None:

@@ -40,6 +40,9 @@ def setup_logging(level: str, fmt: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("imdsrender: %(levelname)s: %(message)s"))
+    from .journal import install
+
+    install(handler)  # under systemd: a <N> priority on each line for journald
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))

@@ -30,7 +30,8 @@ from tests.env_readers import (
 )
 from tests.helpers import ConfDir, run_cli
 
-TEMPLATE = (Path(__file__).parent / "data" / "quoting" / "service.env.j2").read_text()
+# The shipped example itself: operators copy it, so it must survive hostile tags.
+TEMPLATE = (Path(__file__).parent.parent / "examples" / "templates" / "service.env.j2").read_text()
 TAGS = "/meta-data/tags/instance/"
 BASE = {
     "/meta-data/placement/region": "us-east-1",

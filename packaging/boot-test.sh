@@ -200,6 +200,7 @@ EOF
 new_root() {
     local root=$WORK/$1
     cp -a "$BASE" "$root"
+    echo "$root" >>"$WORK/roots"
     if [ "${2:-}" != --no-deb ]; then
         chroot "$root" dpkg -i /var/tmp/imdsrender.deb >"$WORK/$1.dpkg.log" 2>&1 \
             || { cat "$WORK/$1.dpkg.log" >&2; return 1; }
@@ -263,6 +264,16 @@ stop_container() {
     wait "$NSPAWN_PID" 2>/dev/null || true
     rmdir "$NSPAWN_RUN/propagate/$MACHINE" 2>/dev/null || true
     NSPAWN_PID= CPID=
+}
+
+# done_with_roots: stop the container, remove the scenario copies so far
+# (a copy is 300+ MB; removing them as we go keeps the peak and the final
+# cleanup small).
+done_with_roots() {
+    stop_container
+    [ -f "$WORK/roots" ] || return 0
+    xargs -r rm -rf <"$WORK/roots"
+    rm -f "$WORK/roots"
 }
 
 # reboot_container ROOT NAME: systemctl reboot inside (nspawn exits 133),
@@ -575,15 +586,17 @@ say "rootfs: $(du -sm "$BASE" | cut -f1) MB, $(chroot "$BASE" dpkg-query -f '.\n
 run "1 boot renders examples/ before the app" scenario_1
 run "2 refresh timer, changed value, reboot" scenario_2
 run "2b failed reload retried" scenario_2b
-stop_container
+done_with_roots
 run "3 IMDS dead at boot" scenario_3
 run "6 journal priorities" scenario_6
-stop_container
+done_with_roots
 run "4 cloud-init NoCloud examples" scenario_4
-stop_container
+done_with_roots
 run "5 interval service with metrics" scenario_5
-stop_container
+done_with_roots
 
-say "disk used: $(du -sm "$WORK" | cut -f1) MB"
+say "scenarios done; removing the rootfs"
+rm -rf "$BASE"
+say "removed"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

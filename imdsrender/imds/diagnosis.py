@@ -92,8 +92,12 @@ def token(seen: Observation, v1: Optional[Observation], allow_v1: bool, instance
     if seen.ok:
         return [Check("token", OK, f"token issued in {_ms(seen)}")] + _granted(seen, asked_ttl)
     v1_works = v1 is not None and v1.ok
-    if seen.outcome == TIMEOUT:
-        cause = ("hop limit: the PUT connected and was sent but its answer never arrived; "
+    if seen.outcome == TIMEOUT and v1 is not None and v1.outcome == TIMEOUT:
+        cause = "IMDS answers nothing in time, GETs neither: a loaded host or network"
+        fix = "raise imds.timeout / --timeout; retry later"
+    elif seen.outcome == TIMEOUT:
+        cause = ("hop limit: the PUT connected and was sent but its answer never arrived "
+                 "(while a GET's did); "
                  "IMDS sends it with an IP TTL of HttpPutResponseHopLimit (default 1), "
                  "which a container's extra hop drops")
         fix = _modify("--http-put-response-hop-limit 2", instance)

@@ -176,3 +176,13 @@ def test_broken_confdir_is_named(emulator: Emulator, confdir: ConfDir) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "a.conf.j2" in block(result.stdout, "fail confdir")
     assert "ok   token" in result.stdout  # IMDS is still checked
+
+
+def test_leftover_migrate_marker_fails_the_confdir_check(emulator: Emulator,
+                                                         confdir: ConfDir) -> None:
+    confdir.resource("a.conf.j2", "{# imdsrender-migrate: untranslated: x #}\n")
+    result = run_cli("doctor", "--endpoint", emulator.url, "--timeout", "0.3s", "--burst", "0",
+                     "--confdir", confdir.path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "templates/a.conf.j2:1: a migrate-confd untranslated marker" in result.stdout
+    assert "throttling" not in result.stdout  # --burst 0 skips it

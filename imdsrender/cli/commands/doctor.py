@@ -132,7 +132,11 @@ def _confdir(args: argparse.Namespace, checks: List[Check]) -> Dict[str, None]:
                             "run `imdsrender check` and fix what it names", exc.exit_code))
         return {}
     from ...keys import union
+    from .check import leftover_markers
 
+    checks += [Check("confdir", dx.FAIL, f"{where}: a migrate-confd untranslated marker "
+                     "remains", fix="translate that spot by hand and delete the marker",
+                     exit_code=dx.EXIT_MISSING) for where in leftover_markers(job)]
     needed = union(k for r in job.resources for k in r.keys)
     checks.append(Check("confdir", dx.OK, f"{len(job.resources)} resources OK in "
                         f"{args.confdir}, {len(needed)} keys needed"))

@@ -42,3 +42,36 @@ def test_demo_shows_the_credentials_file_redacted() -> None:
     head = result.stdout.split("aws-credentials", 1)[1].splitlines()[1]
     assert "<redacted>: resource uses credentials" in head
     assert "instance_id" in result.stdout or "i-0123456789abcdef0" in result.stdout
+
+
+def test_get_slash_walks_the_whole_tree_with_credentials_redacted(emulator: Emulator) -> None:
+    result = run_cli("get", "--endpoint", emulator.url, "/")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "/meta-data/instance-id\ti-0123456789abcdef0" in lines
+    assert "/meta-data/iam/security-credentials/web-role\t<redacted>" in lines
+    assert any(line.startswith("/dynamic/instance-identity/document\t") for line in lines)
+    assert "FAKE/secret" not in result.stdout and "ASIAFAKE" not in result.stdout
+    assert all("\t" in line for line in lines)  # multi-line values stay on their line
+    ips = next(line for line in lines if line.endswith("/local-ipv4s\t" + line.split("\t")[1]))
+    assert json.loads(ips.split("\t", 1)[1]) == "10.0.1.23\n10.0.1.24"
+
+
+def test_get_json_is_one_object_of_paths(emulator: Emulator) -> None:
+    result = run_cli("get", "--endpoint", emulator.url, "--json", "/meta-data/placement/",
+                     "/instance-id", "/meta-data/iam/security-credentials/")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["/meta-data/instance-id"] == "i-0123456789abcdef0"
+    assert doc["/meta-data/placement/region"] == "us-east-1"
+    assert doc["/meta-data/iam/security-credentials/web-role"] == "<redacted>"
+
+
+def test_get_single_leaf_prints_its_bytes_and_a_missing_key_is_exit_1(
+        emulator: Emulator) -> None:
+    document = run_cli("get", "--endpoint", emulator.url, "/dynamic/instance-identity/document")
+    assert json.loads(document.stdout)["instanceId"] == "i-0123456789abcdef0"
+    missing = run_cli("get", "--endpoint", emulator.url, "--json", "/nope", "/instance-id")
+    assert missing.returncode == 1
+    assert "/meta-data/nope: not found (404)" in missing.stderr
+    assert json.loads(missing.stdout) == {"/meta-data/instance-id": "i-0123456789abcdef0"}

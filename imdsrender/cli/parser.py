@@ -138,9 +138,11 @@ def _main_flags(parser: argparse.ArgumentParser) -> None:
 
 def _get_flags(get: argparse.ArgumentParser) -> None:
     _add_common(get, top=False)
-    get.add_argument("keys", nargs="+", metavar="KEY")
+    get.add_argument("keys", nargs="+", metavar="KEY", help="a key, a directory key (ending "
+                     "in /) or / for the whole tree")
     get.add_argument("--show-secrets", action="store_true",
                      help="print credentials values instead of <redacted>")
+    get.add_argument("--json", action="store_true", help="print one JSON object {path: value}")
 
 
 def _check_flags(check: argparse.ArgumentParser) -> None:

@@ -12,18 +12,13 @@ from ..pipeline import bare_job, fetch_snapshot, load_job, open_source
 
 log = logging.getLogger(__name__)
 
-WHOLE_TREE = ("/meta-data/", "/dynamic/", "/user-data")
-
-
 def run(args: argparse.Namespace) -> int:
     from ...fixture import dump_fixture, fixture_from_snapshot, public_key_names
-    from ...keys import PUBLIC_KEYS, normalize_key
+    from ...keys import PUBLIC_KEYS, expand_key
     from ...write import write_small_file
 
     if args.keys:
-        keys = [k for key in args.keys
-                for k in (WHOLE_TREE if key.strip() in ("/", "/latest", "/latest/")
-                          else (normalize_key(key),))]
+        keys = [k for key in args.keys for k in expand_key(key)]
         job = bare_job(args)
     else:
         job = load_job(args)

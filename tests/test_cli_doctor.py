@@ -186,3 +186,13 @@ def test_leftover_migrate_marker_fails_the_confdir_check(emulator: Emulator,
     assert result.returncode == 1, result.stdout + result.stderr
     assert "templates/a.conf.j2:1: a migrate-confd untranslated marker" in result.stdout
     assert "throttling" not in result.stdout  # --burst 0 skips it
+
+
+def test_broken_settings_are_named_and_imds_still_probed(emulator: Emulator,
+                                                         tmp_path: Any) -> None:
+    settings = tmp_path / "imdsrender.yaml"
+    settings.write_text("imds:\n  timeout: soon\n")
+    result = doctor(emulator.url, "--config", str(settings), "--burst", "0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "imdsrender.yaml:2" in block(result.stdout, "fail settings")
+    assert "ok   token" in result.stdout

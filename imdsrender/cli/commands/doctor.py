@@ -9,6 +9,7 @@ failure is the one reported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     checks = diagnose(args)
     if args.json:
         print(json.dumps({"exit_code": dx.exit_code(checks),
-                          "checks": [c.__dict__ for c in checks]}, indent=2))
+                          "checks": [dataclasses.asdict(c) for c in checks]}, indent=2))
     else:
         print("\n".join(_text(c) for c in checks))
     return dx.exit_code(checks)
@@ -48,8 +49,16 @@ def diagnose(args: argparse.Namespace) -> List[Check]:
     from ...imds.endpoint import locate_endpoint
     from ...model import ImdsSettings
 
-    settings = settings_from(args)
     checks = dx.environment(os.environ)
+    try:
+        settings = settings_from(args)
+    except Error as exc:  # still probe IMDS, with the default settings
+        from ...model import Settings
+
+        checks.append(Check("settings", dx.FAIL, str(exc), "the settings file does not load",
+                            "fix what it names; IMDS is probed with the defaults",
+                            exc.exit_code))
+        settings = Settings()
     try:
         located = locate_endpoint(settings.imds, args.endpoint)
     except Error as exc:

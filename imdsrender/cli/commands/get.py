@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     expanded = [expand_key(key) for key in args.keys]
     keys = [k for group in expanded for k in group]
     # A leaf named on the command line prints its value alone; from "/" it is a path.
-    bare = {group[0] for group in expanded if len(group) == 1}
+    bare = {group[0] for group in expanded if len(group) == 1 and not is_dir(group[0])}
     snapshot = fetch_snapshot(bare_job(args), keys=keys)
     found: Dict[str, Dict[str, str]] = {}
     code = EXIT_OK

@@ -300,7 +300,8 @@ def fixture_from_snapshot(snapshot: Snapshot, *, include_credentials: bool = Fal
 
     Credentials subtrees are left out unless asked for: a snapshot is a file
     people attach to bug reports.  (A public key's name in the ``0=name``
-    listing is not kept: the Snapshot holds parsed listings only.)
+    listing is not in the Snapshot, which holds parsed listings only: add
+    :func:`public_key_names` of the raw listing.)
     """
     values = {p: v for p, v in snapshot.values.items()
               if include_credentials or not is_credentials(p)}
@@ -308,3 +309,18 @@ def fixture_from_snapshot(snapshot: Snapshot, *, include_credentials: bool = Fal
         if not children and (include_credentials or not is_credentials(directory)):
             values[directory] = b""
     return values
+
+
+def public_key_names(listing: bytes) -> Dict[str, bytes]:
+    """The ``<N>/_name`` leaves of a raw ``public-keys/`` listing (``0=web-1-key``).
+
+    The inverse of how the tree lists them, so a snapshot served back lists
+    ``0=web-1-key`` as the instance did.  Entries that are not ``N=name``
+    with a safe N are left out (they are listed ``N/`` then).
+    """
+    names: Dict[str, bytes] = {}
+    for line in listing.decode("utf-8", "replace").splitlines():
+        number, sep, name = line.strip().partition("=")
+        if sep and number.isdigit() and name:
+            names[f"{PUBLIC_KEYS}{number}/{NAME_LEAF}"] = name.encode("utf-8")
+    return names

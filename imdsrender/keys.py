@@ -16,6 +16,7 @@ from .errors import UsageError
 log = logging.getLogger(__name__)
 
 ROOTS = ("/meta-data", "/dynamic", "/user-data")
+WHOLE_TREE = ("/meta-data/", "/dynamic/", "/user-data")  # what "/" means on the command line
 CREDENTIAL_PREFIXES = (
     "/meta-data/iam/security-credentials/",
     "/meta-data/identity-credentials/",
@@ -85,6 +86,16 @@ def normalize_key(key: str) -> str:
     if is_dir and path != "/user-data":
         path += "/"
     return path
+
+
+def expand_key(key: str) -> Tuple[str, ...]:
+    """A command-line key in canonical form; ``/`` (or ``/latest``) is every root.
+
+    ``get /`` and ``snapshot /`` walk the whole tree this way.
+    """
+    if key.strip(_ASCII_BLANKS) in ("/", "/latest", "/latest/"):
+        return WHOLE_TREE
+    return (normalize_key(key),)
 
 
 def is_dir(path: str) -> bool:

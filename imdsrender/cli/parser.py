@@ -33,6 +33,7 @@ COMMANDS: Dict[str, CommandInfo] = {
     "check": CommandInfo("check", "validate config and templates (no IMDS)"),
     "emulator": CommandInfo("emulator", "serve an IMDSv2 emulator on 127.0.0.1"),
     "demo": CommandInfo("demo", "render the bundled examples against the emulator"),
+    "doctor": CommandInfo("doctor", "probe IMDS step by step: what fails, why, the fix"),
     "snapshot": CommandInfo("snapshot", "save metadata as a JSON fixture"),
     "test": CommandInfo("test", "render against fixtures and compare with golden files"),
     "migrate-confd": CommandInfo("migrate", "convert a confd confdir (TOML + Go templates) "
@@ -137,9 +138,11 @@ def _main_flags(parser: argparse.ArgumentParser) -> None:
 
 def _get_flags(get: argparse.ArgumentParser) -> None:
     _add_common(get, top=False)
-    get.add_argument("keys", nargs="+", metavar="KEY")
+    get.add_argument("keys", nargs="+", metavar="KEY", help="a key, a directory key (ending "
+                     "in /) or / for the whole tree")
     get.add_argument("--show-secrets", action="store_true",
                      help="print credentials values instead of <redacted>")
+    get.add_argument("--json", action="store_true", help="print one JSON object {path: value}")
 
 
 def _check_flags(check: argparse.ArgumentParser) -> None:
@@ -159,6 +162,15 @@ def _emulator_flags(emulator: argparse.ArgumentParser) -> None:
     emulator.add_argument("--log", action="store_true",
                           help="one line per request on stderr: method, path, status, ms")
     emulator.set_defaults(log_level="info", log_format="text")
+
+
+def _doctor_flags(doctor: argparse.ArgumentParser) -> None:
+    _add_common(doctor, top=False)
+    doctor.add_argument("--json", action="store_true", help="print one JSON document")
+    doctor.add_argument("--ipv6", nargs="?", const="http://[fd00:ec2::254]", metavar="URL",
+                        help="also check the IPv6 endpoint (default fd00:ec2::254)")
+    doctor.add_argument("--burst", type=int, default=20, metavar="N",
+                        help="requests sent back to back to detect throttling (0: skip)")
 
 
 def _demo_flags(demo: argparse.ArgumentParser) -> None:
@@ -194,6 +206,7 @@ _SUBCOMMAND_FLAGS: Dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "get": _get_flags,
     "check": _check_flags,
     "emulator": _emulator_flags,
+    "doctor": _doctor_flags,
     "demo": _demo_flags,
     "snapshot": _snapshot_flags,
     "test": _test_flags,

@@ -1,9 +1,10 @@
 """The status server of interval mode: ``/metrics``, ``/health``, ``/ready``, ``/ready/detailed``.
 
-``--metrics-addr HOST:PORT``: /health is liveness, /ready a real IMDS check
-(200 or 503), /ready/detailed the same check as JSON with cache and
-per-resource status.  http.server is imported on first use only: every
---onetime run would pay ~2 ms for it.
+``--metrics-addr HOST:PORT``: /health and /ready are the same cached IMDS
+check (200 or 503; /health answers as confd's "basic IMDS availability
+check" does, so probes written for confd keep working), /ready/detailed
+the same check as JSON with cache and per-resource status.  http.server
+is imported on first use only: every --onetime run would pay ~2 ms for it.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class _Check:
 class StatusServer:
     """``/metrics``, ``/health``, ``/ready`` and ``/ready/detailed`` on one address.
 
-    /health is liveness: the process answers, so 200 "ok".  /ready runs
-    *health_check* (a real IMDS request); results are reused for
+    /health and /ready run *health_check* (a real IMDS request, as confd's
+    /health does); results are reused for
     *min_interval* seconds and checks never run concurrently, so a probe
     storm cannot turn into an IMDS request storm (IMDS throttles per
     instance, and the renders need it).
@@ -171,9 +172,7 @@ def _handler_class() -> type:
             if path == "/metrics":
                 metrics = self.owner.metrics
                 self._send(200, metrics.exposition(), metrics.content_type)
-            elif path == "/health":
-                self._send(200, b"ok\n")
-            elif path == "/ready":
+            elif path in ("/health", "/ready"):  # /health as confd's: IMDS availability
                 result = self.owner.check()
                 text = "ok\n" if result.healthy else f"not ready: {result.message}\n"
                 self._send(200 if result.healthy else 503, text.encode("utf-8", "replace"))

@@ -36,6 +36,25 @@ def test_health_and_metrics_over_http(served) -> None:
     assert get(server, "/nope")[0] == 404
 
 
+def test_health_is_the_cached_imds_check_as_in_confd(served) -> None:
+    server, metrics, switch = served
+    switch.up = False
+    assert get(server, "/health") == (503, "text/plain; charset=utf-8",
+                                      b"not ready: IMDS down\n")
+    assert metric(scrape(metrics), "confd_backend_healthy") == 0
+    switch.up = True
+    assert get(server, "/health") == (200, "text/plain; charset=utf-8", b"ok\n")
+
+
+def test_health_reuses_a_fresh_check() -> None:
+    switch = Switch()
+    with StatusServer("127.0.0.1:0", Metrics(), switch, min_interval=60.0) as server:
+        assert get(server, "/ready")[0] == 200
+        switch.up = False
+        assert get(server, "/health")[0] == 200  # the /ready result, not a new IMDS request
+    assert switch.calls == 1
+
+
 def test_ready_follows_the_health_check(served) -> None:
     server, metrics, switch = served
     assert get(server, "/ready") == (200, "text/plain; charset=utf-8", b"ok\n")

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ...errors import Error
+from ...model import Resource
 from ..pipeline import load_job, run_once, without_commands
 
 
@@ -41,5 +42,15 @@ def run(args: argparse.Namespace) -> int:
             shown = os.path.relpath(resource.dest, out)
             print(f"\n==> /{shown} (mode {resource.mode:04o}, from {resource.origin}) <==")
             if os.path.exists(resource.dest):
-                print(Path(resource.dest).read_text("utf-8", "surrogateescape"), end="")
+                print(_shown(resource), end="")
     return code
+
+
+def _shown(resource: Resource) -> str:
+    """The rendered file, or only its size when it holds credentials (as diffs do)."""
+    from ...keys import REDACTED, is_credentials
+
+    text = Path(resource.dest).read_text("utf-8", "surrogateescape")
+    if any(is_credentials(k) for k in resource.keys):
+        return f"({len(text.splitlines())} lines, {REDACTED}: resource uses credentials)\n"
+    return text

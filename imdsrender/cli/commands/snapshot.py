@@ -8,30 +8,28 @@ import sys
 
 from ...errors import Error
 from .. import EXIT_FAILED, EXIT_OK
-from ..pipeline import bare_job, fetch_snapshot, load_job
+from ..pipeline import bare_job, fetch_snapshot, load_job, open_source
 
 log = logging.getLogger(__name__)
 
-WHOLE_TREE = ("/meta-data/", "/dynamic/", "/user-data")
-
-
 def run(args: argparse.Namespace) -> int:
-    from ...fixture import dump_fixture, fixture_from_snapshot
-    from ...keys import normalize_key
+    from ...fixture import dump_fixture, fixture_from_snapshot, public_key_names
+    from ...keys import PUBLIC_KEYS, expand_key
     from ...write import write_small_file
 
     if args.keys:
-        keys = [k for key in args.keys
-                for k in (WHOLE_TREE if key.strip() in ("/", "/latest", "/latest/")
-                          else (normalize_key(key),))]
+        keys = [k for key in args.keys for k in expand_key(key)]
         job = bare_job(args)
     else:
         job = load_job(args)
         keys = [k for r in job.resources for k in r.keys]
-    snapshot = fetch_snapshot(job, keys=keys)
+    source = open_source(job)
+    snapshot = fetch_snapshot(job, source, keys=keys)
     for path, reason in sorted(snapshot.errors.items()):
         log.error("%s: %s", path, reason)
     values = fixture_from_snapshot(snapshot, include_credentials=args.include_credentials)
+    if PUBLIC_KEYS in snapshot.listings:  # one more request: the listing with key names
+        values.update(public_key_names(source.get(PUBLIC_KEYS)))
     text = dump_fixture(values)
     if args.output:
         # Mode from the first byte: credentials never sit in a 0644 file, not even briefly.

@@ -36,7 +36,7 @@ def test_migrated_confdir_with_an_untranslated_spot_fails_check(tmp_path: Path) 
     src = tmp_path / "confd"
     shutil.copytree(CORPUS, src)
     template = src / "templates" / "instance.tmpl"
-    template.write_text(template.read_text() + '{{define "x"}}nope{{end}}\n')
+    template.write_text(template.read_text() + '{{lookupIP "db.internal"}}\n')
     out = tmp_path / "out"
     assert run_cli("migrate-confd", str(src), str(out)).returncode == 1
     result = run_cli("check", "--confdir", str(out))

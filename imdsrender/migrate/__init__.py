@@ -22,12 +22,11 @@ reads make of confd's keys), ``resources`` (one TOML resource), ``confdir``
 (the walk and the report).
 """
 
+from ..markers import MARKER, find_markers
 from .common import (
-    MARKER,
     PLACEHOLDER,
     MigrationError,
     MigrationReport,
-    find_markers,
     fold_prefix,
     full_key,
 )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Tuple
 
 from ..errors import UsageError
 from ..keys import ROOTS, glob_match
 
-MARKER = "imdsrender-migrate: untranslated"
 # Referenced where an untranslated expression stood: undefined on purpose, so
 # StrictUndefined stops the render instead of silently writing a gap.
 PLACEHOLDER = "imdsrender_migrate_untranslated"
@@ -88,12 +87,3 @@ def is_known_dir(path: str) -> bool:
 
 class Untranslatable(Exception):
     """A construct with no safe Jinja translation (the message says which)."""
-
-
-def find_markers(text: str) -> List[int]:
-    """Line numbers (1-based) of the untranslated-spot markers left in a template.
-
-    ``check`` uses this to fail while a migrated template still has a spot
-    to fix, naming file:line.
-    """
-    return [n for n, line in enumerate(text.splitlines(), 1) if MARKER in line]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
-from .common import MARKER, PLACEHOLDER, Untranslatable
+from ..markers import MARKER
+from .common import PLACEHOLDER, Untranslatable
 from .golex import Action, Comment, go_unquote
 from .goparse import Parser
 from .jinjatext import Val, comment_safe, escape_text, maybe_missing, one_line

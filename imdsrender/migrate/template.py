@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Sequence, Set, Tuple
 
-from .common import MARKER, PLACEHOLDER, fold_prefix
+from ..markers import MARKER
+from .common import PLACEHOLDER, fold_prefix
 from .golex import Comment, LexError, Text, lex
 from .keyuse import exists_on_directories
 from .statements import Translator

@@ -125,7 +125,11 @@ def fetch(plan: Plan, source: Source, limits: Optional[FetchLimits] = None) -> S
         pending: Dict[Future[bytes], str] = {}
 
         def submit(path: str) -> None:
-            pending[pool.submit(source.get, path)] = path
+            try:
+                pending[pool.submit(source.get, path)] = path
+            except RuntimeError as exc:  # "can't start new thread": a pids limit
+                raise FetchFailed("fetch", f"cannot start a fetch thread ({exc})",
+                                  "raise the service's TasksMax, or lower concurrency") from None
 
         for key in walk.first(plan.keys):
             submit(key)

@@ -83,3 +83,20 @@ def test_a_thread_that_cannot_start_costs_one_connection_not_the_server(
     warnings = [r for r in caplog.records if "cannot start a thread" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].exc_info is None
     assert _eventually(lambda: status._server.active_count() == 0)
+
+
+def test_a_fetch_that_cannot_start_a_thread_fails_the_poll_not_the_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poll loop goes on after an Error; a bare RuntimeError used to end it."""
+    from imdsrender.errors import Error
+
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith("imds-fetch"):
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(Error, match="cannot start a fetch thread .*; raise the service's "):
+        fetch(Plan.of([["/meta-data/a"]]), FakeSource({"/meta-data/a": b"1"}))

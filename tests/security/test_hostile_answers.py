@@ -113,3 +113,22 @@ def test_the_caps_are_settings(tmp_path) -> None:
     path.write_text("imds:\n  max_listing_entries: 50\n  max_requests: 900\n")
     limits = load_settings(str(path)).fetch_limits()
     assert (limits.max_listing_entries, limits.max_requests) == (50, 900)
+
+
+def test_cli_against_a_listing_of_100000_tags(tmp_path, make_emulator) -> None:
+    """End to end: one GET for the huge listing, one warning, only its resource fails."""
+    from imdsrender.fixture import default_fixture
+    from tests.helpers import ConfDir, run_cli
+
+    tags = {f"{TAGS}t{i}": b"" for i in range(100_000)}
+    emulator = make_emulator(data={**default_fixture(), **tags})
+    confdir = ConfDir(tmp_path)
+    confdir.resource("tags.j2", "{% for t in ls('%s') %}{{ t }}\n{% endfor %}".replace("%s", TAGS))
+    confdir.resource("id.j2", "{{ getv('/meta-data/instance-id') }}\n")
+    result = run_cli("--onetime", *confdir.flags(emulator), timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert confdir.dest("id").read_text().startswith("i-")
+    assert not confdir.dest("tags").exists()
+    assert result.stderr.count("more than the cap of 10000") == 2  # the warning, the error
+    assert "templates/tags.j2:1" in result.stderr
+    assert len([r for r in emulator.requests if "/tags/instance/" in r.path]) == 1

@@ -114,18 +114,24 @@ def fetch(plan: Plan, source: Source, limits: Optional[FetchLimits] = None) -> S
     recorded in ``Snapshot.errors`` and fails only the resources that need
     it.  SourceUnavailable (and configuration errors) abort the run: nothing
     should be rendered from a service that is not there.  *limits* come from
-    ``Settings.fetch_limits()``: concurrency, directory depth, bytes a run.
+    ``Settings.fetch_limits()``: concurrency, directory depth, bytes a run,
+    entries a listing, requests a run.  Each breach is one warning and an
+    error on the paths it cut off, so only the resources needing them fail.
     """
     limits = limits or FetchLimits()
-    walk = _Walk(source, limits.max_depth, limits.max_run_bytes)
+    walk = _Walk(limits)
     with ThreadPoolExecutor(max_workers=max(1, limits.concurrency),
                             thread_name_prefix="imds-fetch") as pool:
         pending: Dict[Future[bytes], str] = {}
 
         def submit(path: str) -> None:
-            pending[pool.submit(source.get, path)] = path
+            try:
+                pending[pool.submit(source.get, path)] = path
+            except RuntimeError as exc:  # "can't start new thread": a pids limit
+                raise FetchFailed("fetch", f"cannot start a fetch thread ({exc})",
+                                  "raise the service's TasksMax, or lower concurrency") from None
 
-        for key in plan.keys:
+        for key in walk.first(plan.keys):
             submit(key)
         try:
             while pending:
@@ -144,9 +150,10 @@ def fetch(plan: Plan, source: Source, limits: Optional[FetchLimits] = None) -> S
 class _Walk:
     """Accumulates one fetch's results; decides which children come next."""
 
-    def __init__(self, source: Source, max_depth: int, max_run_bytes: int) -> None:
-        self.max_depth = max_depth
-        self.bytes_left = max_run_bytes
+    def __init__(self, limits: FetchLimits) -> None:
+        self.limits = limits
+        self.bytes_left = limits.max_run_bytes
+        self.requests_left = limits.max_requests
         self.values: Dict[str, bytes] = {}
         self.listings: Dict[str, Tuple[str, ...]] = {}
         self.errors: Dict[str, str] = {}
@@ -166,24 +173,52 @@ class _Walk:
             return []
         self.bytes_left -= len(body)
         if self.bytes_left < 0:
-            self.errors[path] = "the run's total size cap was exceeded"
-            log.warning("%s: the run's total size cap was exceeded", path)
+            self._cut(path, "the run's total size cap was exceeded")
             return []
         if not is_dir(path):
             self.values[path] = body
             return []
         children, skipped = parse_listing(path, body)
+        if len(children) + len(skipped) > self.limits.max_listing_entries:
+            self._cut(path, f"the listing has {len(children) + len(skipped)} entries, "
+                            f"more than the cap of {self.limits.max_listing_entries}")
+            return []
         for entry in skipped:
             log.warning("%s: skipped listing entry %r (not a safe path name)", path, entry)
         self.listings[path] = children
         return [c for c in children if self._admit(c)]
 
+    def first(self, keys: Iterable[str]) -> List[str]:
+        """The planned keys that fit the request cap (they count against it too)."""
+        return [key for key in keys if self._request(key)]
+
     def _admit(self, child: str) -> bool:
         if child in self.seen:
             return False
         self.seen.add(child)
-        if depth(child) > self.max_depth:
-            self.errors[child] = f"deeper than the {self.max_depth}-level directory cap"
-            log.warning("%s: deeper than the %d-level directory cap", child, self.max_depth)
+        if depth(child) > self.limits.max_depth:
+            self._cut(child, f"deeper than the {self.limits.max_depth}-level directory cap")
             return False
-        return True
+        return self._request(child)
+
+    def _request(self, path: str) -> bool:
+        """Count one GET against the run's cap; past it, *path* fails instead.
+
+        Every answer counts, an empty one too, so a tree of empty leaves
+        cannot make unbounded requests under the byte cap.  One warning
+        a run: the rest of what the cap cuts off only gets its error.
+        """
+        self.requests_left -= 1
+        if self.requests_left >= 0:
+            return True
+        reason = f"the run's cap of {self.limits.max_requests} requests was reached"
+        if self.requests_left == -1:
+            log.warning("%s: %s; the resources needing it and later paths fail "
+                        "(imds.max_requests)", path, reason)
+        self.errors[path] = reason
+        return False
+
+    def _cut(self, path: str, reason: str) -> None:
+        """A cap cut *path* off: one warning, and an error for the resources needing it."""
+        self.errors[path] = reason
+        log.warning("%s: %s", path, reason)

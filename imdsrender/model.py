@@ -47,11 +47,13 @@ class ImdsSettings:
     max_leaf_bytes: int = 1 * MiB
     max_run_bytes: int = 16 * MiB
     max_depth: int = 16
+    max_listing_entries: int = 10_000  # a real listing has tens; a hostile one, millions
+    max_requests: int = 20_000  # GETs a run (or poll) may make, empty answers included
 
 
 @dataclass(frozen=True)
 class FetchLimits:
-    """The caps of one fetch: requests in flight, directory depth, bytes a run.
+    """The caps of one fetch: requests in flight, directory depth, bytes, entries, requests.
 
     The one place their defaults live; build it from the settings with
     :meth:`Settings.fetch_limits`, so every command fetches under the same caps.
@@ -60,6 +62,8 @@ class FetchLimits:
     concurrency: int = 8
     max_depth: int = ImdsSettings.max_depth
     max_run_bytes: int = ImdsSettings.max_run_bytes
+    max_listing_entries: int = ImdsSettings.max_listing_entries
+    max_requests: int = ImdsSettings.max_requests
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,11 @@ class Settings:
 
     def fetch_limits(self) -> FetchLimits:
         """The caps every fetch of a run uses (run, get and snapshot alike)."""
-        return FetchLimits(concurrency=self.concurrency, max_depth=self.imds.max_depth,
-                           max_run_bytes=self.imds.max_run_bytes)
+        imds = self.imds
+        return FetchLimits(concurrency=self.concurrency, max_depth=imds.max_depth,
+                           max_run_bytes=imds.max_run_bytes,
+                           max_listing_entries=imds.max_listing_entries,
+                           max_requests=imds.max_requests)
 
 
 @dataclass(frozen=True)

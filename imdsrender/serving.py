@@ -165,6 +165,11 @@ class BoundedServer(ThreadingHTTPServer):
             self._conns[request] = _Connection(time.monotonic())
         try:
             super().process_request(request, client_address)  # type: ignore[arg-type]
+        except RuntimeError as exc:  # "can't start new thread": a pids limit (TasksMax)
+            self._release(request)
+            self._log.warning("closing connection from %s: cannot start a thread for it "
+                              "(%s)", client_address, exc)
+            self.shutdown_request(request)
         except BaseException:
             self._release(request)
             raise

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Optional, Protocol, Tuple
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional, Protocol, Set, Tuple
 
 from .errors import Error
 
@@ -39,7 +40,9 @@ class CachedSource:
 
     404s are cached too (a missing tag stays missing until the TTL runs
     out); failures are not, so the next poll tries again.  Counters feed
-    the metrics and /ready/detailed.
+    the metrics and /ready/detailed.  Wrap each poll in :meth:`poll`: what
+    it did not ask for is dropped, so the cache holds at most what the last
+    poll walked, however often hostile listings change their names.
     """
 
     def __init__(self, source: Source, ttl: float,
@@ -49,6 +52,7 @@ class CachedSource:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: Dict[str, Tuple[float, Optional[bytes]]] = {}
+        self._touched: Set[str] = set()
         self.hits = 0
         self.misses = 0
 
@@ -57,9 +61,19 @@ class CachedSource:
         with self._lock:
             return len(self._entries)
 
+    @contextmanager
+    def poll(self) -> Iterator[None]:
+        """One poll: afterwards, entries for paths it did not ask for are evicted."""
+        with self._lock:
+            self._touched = set()
+        yield
+        with self._lock:
+            self._entries = {p: e for p, e in self._entries.items() if p in self._touched}
+
     def get(self, path: str) -> bytes:
         now = self._clock()
         with self._lock:
+            self._touched.add(path)
             cached = self._entries.get(path)
             fresh = cached is not None and now - cached[0] < self.ttl
             if fresh:

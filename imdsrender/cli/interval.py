@@ -54,7 +54,8 @@ def run_interval(job: Job, args: argparse.Namespace, recorder: Recorder) -> int:
 def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, cache: CachedSource,
                stop: threading.Event, reread: threading.Event) -> int:
     def one_pass() -> List[Outcome]:
-        snapshot = fetch_snapshot(job, cache)
+        with cache.poll():  # the cache keeps only what this poll walked
+            snapshot = fetch_snapshot(job, cache)
         with run_lock(job):
             return render_and_write(job, snapshot)
 

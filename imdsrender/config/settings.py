@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 _SETTINGS_FIELDS = ("imds", "cache_ttl", "concurrency")
 _IMDS_FIELDS = ("endpoint", "endpoint_mode", "token_ttl", "timeout", "retries",
-                "boot_wait", "allow_imdsv1")
+                "boot_wait", "allow_imdsv1", "max_listing_entries", "max_requests")
 
 
 def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
@@ -59,6 +59,8 @@ def _imds_settings(doc: Doc, node: Node) -> ImdsSettings:
         "retries": lambda n: doc.integer(n, "retries", 0),
         "boot_wait": lambda n: doc.duration(n, "boot_wait"),
         "allow_imdsv1": lambda n: doc.boolean(n, "allow_imdsv1"),
+        "max_listing_entries": lambda n: doc.integer(n, "max_listing_entries", 1),
+        "max_requests": lambda n: doc.integer(n, "max_requests", 1),
     }
     return ImdsSettings(**{name: parsers[name](n) for name, n in fields.items()})
 

@@ -5,13 +5,18 @@ check (200 or 503; /health answers as confd's "basic IMDS availability
 check" does, so probes written for confd keep working), /ready/detailed
 the same check as JSON with cache and per-resource status.  http.server
 is imported on first use only: every --onetime run would pay ~2 ms for it.
+
+Served by :class:`imdsrender.serving.BoundedServer`: a flood of idle or
+half-sent connections costs at most ``max_connections`` threads, each closed
+after ``timeout`` seconds without a complete request, and never the poll
+loop's threads (a plain ThreadingHTTPServer pinned one thread per connection
+until a pids limit killed the renders).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
@@ -24,11 +29,14 @@ from .recorder import EXTRA_HINT, Recorder
 from .registry import Metrics, iso_time
 
 if TYPE_CHECKING:  # pragma: no cover
-    from http.server import ThreadingHTTPServer
-
     from ..model import ImdsSettings
+    from ..serving import BoundedServer
 
 log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 16  # scrapers and probes: a handful at once
+CONNECTION_TIMEOUT = 5.0  # seconds to deliver a request head, or the connection closes
+
 
 def parse_addr(text: str) -> Tuple[str, int]:
     """``HOST:PORT`` -> (host, port) for --metrics-addr.
@@ -74,7 +82,8 @@ class StatusServer:
     def __init__(self, addr: str, metrics: Metrics, health_check: HealthCheck,
                  details: Optional[Callable[[], Dict[str, Any]]] = None, *,
                  min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, max_connections: int = MAX_CONNECTIONS,
+                 timeout: float = CONNECTION_TIMEOUT) -> None:
         self.host, requested = parse_addr(addr)
         self.metrics = metrics
         self._health_check = health_check
@@ -83,9 +92,9 @@ class StatusServer:
         self._clock, self._wall = clock, wall
         self._check_lock = threading.Lock()
         self._last: Optional[Tuple[float, _Check]] = None
-        self._server = _make_server(self.host, requested, self)
-        self.port: int = self._server.server_address[1]
-        self._thread: Optional[threading.Thread] = None
+        self._server = _make_server(self.host, requested, self, max_connections, timeout)
+        self.port: int = self._server.port
+        self._started = False
 
     @property
     def url(self) -> str:
@@ -93,21 +102,15 @@ class StatusServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> StatusServer:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever,
-                                            kwargs={"poll_interval": 0.1},
-                                            name=f"imdsrender-status-{self.port}", daemon=True)
-            self._thread.start()
+        if not self._started:
+            self._server.start(f"imdsrender-status-{self.port}")
+            self._started = True
             log.info("serving /metrics, /health and /ready on %s", self.url)
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port (idempotent)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        """Stop serving, close open connections and release the port (idempotent)."""
+        self._server.stop()
 
     def __enter__(self) -> StatusServer:
         return self.start()
@@ -137,21 +140,19 @@ class StatusServer:
                 "checked_at": iso_time(result.at), "details": self._details()}
 
 
-def _make_server(host: str, port: int, status: StatusServer) -> ThreadingHTTPServer:
-    from http.server import ThreadingHTTPServer  # only --metrics-addr pays for it
+def _make_server(host: str, port: int, status: StatusServer, max_connections: int,
+                 timeout: float) -> BoundedServer:
+    from ..serving import BoundedServer  # only --metrics-addr pays for http.server
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    class Server(ThreadingHTTPServer):
-        address_family = family
-        daemon_threads = True
+    class Server(BoundedServer):
         allow_reuse_address = True
 
     class Handler(_handler_class()):  # type: ignore[misc]
         owner = status
 
     try:
-        return Server((host, port), Handler)
+        return Server((host, port), Handler, max_connections=max_connections, timeout=timeout,
+                      logger=log)
     except OSError as exc:
         raise UsageError("--metrics-addr", f"cannot listen on {host}:{port}: {exc.strerror}",
                          "choose a free port and an address of this machine") from None
@@ -160,12 +161,11 @@ def _make_server(host: str, port: int, status: StatusServer) -> ThreadingHTTPSer
 def _handler_class() -> type:
     """The status server's handler class, built on first use: importing
     http.server costs every --onetime run ~2 ms and only --metrics-addr needs it."""
-    from http.server import BaseHTTPRequestHandler
+    from ..serving import BoundedHandler
 
-    class _Handler(BaseHTTPRequestHandler):
+    class _Handler(BoundedHandler):
         owner: StatusServer
         server_version = f"imdsrender/{__version__}"
-        protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = self.path.split("?", 1)[0].rstrip("/") or "/"

@@ -20,7 +20,7 @@ import jinja2
 from ..fetch import Snapshot
 from ..model import Resource
 from .environment import check_templates, make_environment
-from .errors import RenderError, render_error
+from .errors import RenderError, render_error, withheld
 from .filters import FILTERS, b64decode, b64encode, fromjson
 from .functions import Pair, Reader, getenv
 
@@ -41,5 +41,8 @@ def render(env: jinja2.Environment, resource: Resource, snapshot: Snapshot) -> R
         text = env.get_template(resource.template).render(reader.functions())
         content = text.encode("utf-8", "surrogateescape")
     except Exception as exc:  # one line naming the template, whatever went wrong
-        raise render_error(env, resource, exc) from exc
+        error = render_error(env, resource, exc)
+        if reader.sensitive:  # the text may embed a secret: never chain or log it as is
+            raise withheld(error, exc, reader.secrets) from None
+        raise error from exc
     return Rendered(content=content, sensitive=reader.sensitive)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Optional
+from typing import Iterable, Optional
 
 import jinja2
 
@@ -17,6 +17,7 @@ from ..errors import Error, Problem
 from ..keys import TEMPLATE_FUNCTIONS
 from ..model import Resource
 from .environment import templates_dir
+from .redact import redact
 
 
 class RenderError(Error):
@@ -43,6 +44,21 @@ def render_error(env: jinja2.Environment, resource: Resource, exc: Exception) ->
     if isinstance(exc, Error):
         return RenderError(where, str(exc))
     return RenderError(where, f"{type(exc).__name__}: {exc}")
+
+
+def withheld(error: RenderError, exc: Exception, secrets: Iterable[str]) -> RenderError:
+    """*error* fit for the log of a render that has read credentials (see :mod:`.redact`).
+
+    Our own messages keep their meaning with secret stretches redacted;
+    any other exception's text is withheld, keeping its kind and the line.
+    """
+    secrets = tuple(secrets)
+    if isinstance(exc, Problem):
+        return RenderError(error.where, redact(error.what, secrets), redact(error.hint, secrets))
+    return RenderError(error.where,
+                       f"{type(exc).__name__} after reading credentials (message withheld: "
+                       "it may hold a secret)",
+                       "check how the template uses the values it reads from iam/")
 
 
 def _undefined_hint(exc: jinja2.UndefinedError) -> str:

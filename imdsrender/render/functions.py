@@ -31,6 +31,7 @@ from ..keys import (
 )
 from ..model import Resource
 from .filters import as_text, json_reason
+from .redact import secret_strings
 
 _MISSING = object()  # getv()'s "no default given", distinct from default=None
 
@@ -81,6 +82,7 @@ class Reader:
         self.resource = resource
         self.snapshot = snapshot
         self.sensitive = False
+        self.secrets: List[str] = []  # credentials values read: error texts hide them
         self._keys = frozenset(resource.keys)  # _allowed() runs on every call
         self._dirs = tuple(k for k in resource.keys if is_dir(k))
 
@@ -117,7 +119,15 @@ class Reader:
         if is_dir(path):
             raise Problem(f"key {path} is a directory", "use ls(), getvs() or gets() on it")
         with _fetched(path):
-            return self.snapshot.value(path)
+            raw = self.snapshot.value(path)
+        if raw is not None:
+            self._note(path, raw)
+        return raw
+
+    def _note(self, path: str, raw: bytes) -> None:
+        """Remember a credentials value, so an error message can be cleaned of it."""
+        if is_credentials(path):
+            self.secrets.extend(secret_strings(as_text(raw)))
 
     def getv(self, key: Any, default: Any = _MISSING) -> Any:
         raw = self._leaf("getv", key)
@@ -143,7 +153,10 @@ class Reader:
         self._key(function, pattern)
         normalised = normalize_pattern(pattern)
         with _fetched(glob_root(normalised)):
-            return self.snapshot.matching(normalised)
+            matches = self.snapshot.matching(normalised)
+        for path, raw in matches:
+            self._note(path, raw)
+        return matches
 
     def getvs(self, pattern: Any) -> List[str]:
         return sorted(as_text(raw) for _, raw in self._matching("getvs", pattern))

@@ -24,7 +24,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from ..model import (
     CHECK,
@@ -204,12 +204,14 @@ class _Publish:
                              "reload by hand (not retried until the content changes)")
         return True
 
-    def _run_step(self, step: str, label: str, cmd: str, timeout: float) -> Optional[str]:
+    def _run_step(self, step: str, label: str, cmd: Tuple[str, Tuple[str, str]],
+                  timeout: float) -> Optional[str]:
         """Run one command and record it; None on success, else the one-line failure."""
-        log.debug("running %s: %s", label, cmd)
+        shell, args = cmd
+        log.debug("running %s: %s (with $1=%r $2=%r)", label, shell, *args)
         started = time.monotonic()
         try:
-            result = self.run(cmd, timeout)
+            result = self.run(shell, timeout, args)
         except OSError as exc:
             self.steps.append(StepResult(step, time.monotonic() - started, NOT_STARTED))
             return f"{label} could not start: {reason(exc)}"

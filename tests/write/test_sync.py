@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 import pytest
 
@@ -249,7 +249,7 @@ def test_reload_cmd_gets_dest(etc: Path, tmp_path: Path) -> None:
 
 
 def test_shell_that_cannot_start_is_a_failure(etc: Path) -> None:
-    def broken(cmd: str, timeout: float) -> CommandResult:
+    def broken(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
         raise FileNotFoundError(2, "No such file or directory")
 
     out = sync(make(etc / "a.conf", check_cmd="true"), b"x", run=broken)
@@ -265,7 +265,7 @@ def test_noop_new_file_creates_and_runs_nothing(tmp_path: Path) -> None:
     dest = tmp_path / "missing" / "app.conf"
     ran: List[str] = []
 
-    def runner(cmd: str, timeout: float) -> CommandResult:
+    def runner(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
         ran.append(cmd)
         return CommandResult(cmd, 0, False, b"", b"")
 

@@ -18,6 +18,7 @@ import pytest
 
 from imdsrender.write import FAILED, WOULD_WRITE, WRITTEN, sync
 from imdsrender.write.paths import link_is_trusted, open_directory
+from tests.helpers import ROOT, ConfDir, run_cli
 from tests.write.helpers import NOBODY, make
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")
@@ -159,3 +160,23 @@ def test_symlink_at_dest_to_a_root_only_secret_is_never_read(
     assert out.diff is not None and old_lines not in out.diff and old_lines not in caplog.text
     assert not dest.is_symlink()
     assert secret.read_bytes() == SECRET and stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_noop_run_prints_none_of_a_symlinked_secret(tmp_path: Path) -> None:
+    secret = root_only(tmp_path / "shadow-dir") / "shadow"
+    secret.write_bytes(SECRET)
+    secret.chmod(0o600)
+    appdir = app_dir(tmp_path)
+    as_nobody(appdir, lambda fd: os.symlink(str(secret), "app.conf", dir_fd=fd))
+    confdir = ConfDir(tmp_path)
+    confdir.resource("app.conf.j2", "listen = 80\n")
+    confdir.resources[0]["dest"] = str(appdir / "app.conf")
+    confdir.write_resources()
+    fixture = ROOT / "imdsrender" / "data" / "default-fixture.json"
+
+    result = run_cli("--onetime", "--noop", "--confdir", confdir.path, "--data", str(fixture))
+
+    assert result.returncode == 0, result.stderr
+    assert "+listen = 80" in result.stdout
+    assert "TOPSECRET" not in result.stdout + result.stderr
+    assert (appdir / "app.conf").is_symlink() and secret.read_bytes() == SECRET

@@ -1,8 +1,9 @@
 """Writing rendered files: stage -> check -> replace -> reload (DESIGN.md "Writing files").
 
 One collaborator a module, composed by :mod:`.sync` (the per-resource
-pipeline): :mod:`.files` (stage names, atomic write, cleanup of stale stage
-files, the small-file atomic write), :mod:`.commands` (check_cmd/reload_cmd
+pipeline): :mod:`.paths` (opening dest's directory so that no non-root user can
+redirect the write), :mod:`.files` (stage names, atomic write, cleanup of
+stale stage files, the small-file atomic write), :mod:`.commands` (check_cmd/reload_cmd
 in their own process group, with a deadline), :mod:`.diff`.  This package
 never imports metrics: what metrics need travels in the
 :class:`~imdsrender.model.Outcome`.

@@ -12,19 +12,21 @@ import contextlib
 import os
 import re
 import selectors
-import shlex
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import IO, Callable, Dict
+from typing import IO, Callable, Dict, Sequence
 
 OUTPUT_TAIL = 4096  # bytes kept of each command stream
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL of a timed-out group
 DRAIN_WINDOW = 0.5  # seconds to keep reading pipes after the shell exited
 WITHHELD = "output withheld (resource uses credentials)"
 
-_PLACEHOLDER = re.compile(r"\{\{\s*\.?(src|dest)\s*\}\}")
+# A placeholder with the quotes the user may have put around it: they are
+# replaced together, so "{{ src }}", '{{ src }}' and {{ src }} all work.
+_PLACEHOLDER = re.compile(r"""(["']?)\{\{\s*\.?(src|dest)\s*\}\}\1""")
+SHELL_NAME = "imdsrender"  # $0 of the shell running a command
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class CommandResult:
         return not self.timed_out and self.returncode == 0
 
 
-Runner = Callable[[str, float], CommandResult]
+Runner = Callable[[str, float, Sequence[str]], CommandResult]
+"""Runs (cmd, timeout, args): *args* are the shell's ``$1``, ``$2``..."""
 
 
 class _Tail:
@@ -58,10 +61,13 @@ class _Tail:
             del self.data[: len(self.data) - self.limit]
 
 
-def run_command(cmd: str, timeout: float, *, kill_grace: float = KILL_GRACE,
-                clock: Callable[[], float] = time.monotonic,
+def run_command(cmd: str, timeout: float, args: Sequence[str] = (), *,
+                kill_grace: float = KILL_GRACE, clock: Callable[[], float] = time.monotonic,
                 sleep: Callable[[float], None] = time.sleep) -> CommandResult:
     """Run *cmd* with ``/bin/sh -c`` in a new session, bounded by *timeout* seconds.
+
+    *args* become the positional parameters ``$1``... of the shell, so paths
+    reach the command as data and are never parsed by it.
 
     On timeout the whole process group gets SIGTERM, then SIGKILL after
     *kill_grace*: killing only the shell would leave its children running
@@ -70,7 +76,7 @@ def run_command(cmd: str, timeout: float, *, kill_grace: float = KILL_GRACE,
     keeping stdout open does not hang us.  Raises OSError when the shell
     cannot be started.
     """
-    proc = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(["/bin/sh", "-c", cmd, SHELL_NAME, *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     assert proc.stdout is not None and proc.stderr is not None
@@ -153,10 +159,16 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def fill_placeholders(cmd: str, *, src: str, dest: str) -> str:
-    """Only substitute ``{{ src }}`` / ``{{ dest }}`` (also confd's ``{{.src}}``), shell-quoted."""
-    values = {"src": shlex.quote(src), "dest": shlex.quote(dest)}
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], cmd)
+def fill_placeholders(cmd: str, *, src: str, dest: str) -> tuple[str, tuple[str, str]]:
+    """(shell command, its arguments) for *cmd* with ``{{ src }}`` / ``{{ dest }}``.
+
+    Each placeholder (also confd's ``{{.src}}``), with the quotes the user
+    may have written around it, becomes ``"$1"`` (src) or ``"$2"`` (dest) and
+    the paths travel as the shell's arguments: whatever a path contains
+    (spaces, quotes, ``$(...)``, newlines), the shell never evaluates it.
+    """
+    values = {"src": '"$1"', "dest": '"$2"'}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(2)], cmd), (src, dest)
 
 
 def _last_line(output: bytes) -> str:

@@ -18,7 +18,6 @@ outputs (the metrics textfile, ``snapshot -o``).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -29,15 +28,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Pattern
 
-from ..errors import Error
+from ..errors import Error, Problem
 from ..model import Resource
 from .diff import owner_text
+from .paths import fsync_fd, open_directory
 
 log = logging.getLogger(__name__)
 
 STAGE_MARKER = "imdsr-"
 TOKEN_LENGTH = 8  # characters of [0-9a-z]; stage_pattern() depends on it
-DIR_MODE = 0o755
 
 
 class WriteError(Error):
@@ -76,34 +75,40 @@ def cleanup_stale(dest: str, *, min_age: float = 0.0,
                   clock: Callable[[], float] = time.time) -> List[str]:
     """Remove *dest*'s stage files left by a killed run; returns the removed paths.
 
-    Only regular files matching :func:`stage_pattern` are touched.  Another
+    Only regular files matching :func:`stage_pattern` are touched, found in
+    the directory opened as :func:`~.paths.open_directory` does.  Another
     imdsrender run writing the same destination right now owns a fresh stage
     file: call this under the run lock, or pass *min_age* (seconds since the
     file's mtime) to spare young ones.
     """
-    directory = os.path.dirname(dest) or "."
+    directory = os.path.dirname(os.path.abspath(dest))
     pattern = stage_pattern(dest)
     try:
-        names = sorted(os.listdir(directory))
-    except OSError:
+        dir_fd = open_directory(directory, create=False)
+    except (OSError, Problem):
         return []
     removed = []
-    for name in names:
-        if not pattern.match(name):
-            continue
-        path = os.path.join(directory, name)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode) or clock() - st.st_mtime < min_age:
-                continue
-            os.unlink(path)
-        except OSError as exc:
-            log.warning("%s: could not remove stale stage file %s: %s", dest, path,
-                           reason(exc))
-            continue
-        log.info("%s: removed stale stage file %s", dest, path)
-        removed.append(path)
+    try:
+        for name in sorted(os.listdir(dir_fd)):
+            if pattern.match(name) and _remove_stale(dir_fd, name, min_age, clock, dest):
+                removed.append(os.path.join(directory, name))
+    finally:
+        os.close(dir_fd)
     return removed
+
+
+def _remove_stale(dir_fd: int, name: str, min_age: float, clock: Callable[[], float],
+                  dest: str) -> bool:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode) or clock() - st.st_mtime < min_age:
+            return False
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as exc:
+        log.warning("%s: could not remove stale stage file %s: %s", dest, name, reason(exc))
+        return False
+    log.info("%s: removed stale stage file %s", dest, name)
+    return True
 
 
 @dataclass(frozen=True)
@@ -123,37 +128,48 @@ def where(resource: Resource) -> str:
     return f"{resource.dest} ({resource.origin})" if resource.origin else resource.dest
 
 
-def make_parents(resource: Resource) -> None:
-    """Create dest's missing ancestors with mode 0755 (exactly: umask does not apply)."""
-    missing = []
-    directory = os.path.dirname(resource.dest) or "."
-    while not os.path.isdir(directory) and directory != os.path.dirname(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for path in reversed(missing):
-        try:
-            os.mkdir(path, DIR_MODE)
-            os.chmod(path, DIR_MODE)
-            fsync_dir(os.path.dirname(path))
-        except OSError as exc:
-            if isinstance(exc, FileExistsError) and os.path.isdir(path):
-                continue  # created concurrently
-            raise WriteError(where(resource), f"creating directory {path} failed: "
-                             f"{reason(exc)}", "check the destination path and its "
-                             "permissions") from exc
-        log.info("%s: created directory %s", resource.dest, path)
+@dataclass(frozen=True)
+class Place:
+    """dest's directory, opened safely, and dest's name in it: every step works on the fd."""
+
+    dir_fd: int
+    directory: str  # for messages and the path check_cmd gets
+    name: str
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
 
 
-def create_stage(resource: Resource, content: bytes, target: Target,
-                  token: Callable[[], str]) -> str:
-    """Create and fill the stage file; returns its path (nothing left on failure).
+def open_place(resource: Resource, *, create: bool) -> Optional[Place]:
+    """Open dest's directory (see :mod:`.paths`); None when it is missing and not *create*.
+
+    The caller closes ``place.dir_fd``.  Raises WriteError.
+    """
+    dest = os.path.abspath(resource.dest)
+    directory, name = os.path.split(dest)
+    try:
+        return Place(open_directory(directory, create=create), directory, name)
+    except FileNotFoundError as exc:
+        if not create:
+            return None
+        failure = f"opening directory {directory} failed: {reason(exc)}"
+    except Problem as problem:
+        raise problem.at(where(resource), WriteError) from None
+    except OSError as exc:
+        failure = f"opening directory {directory} failed: {reason(exc)}"
+    raise WriteError(where(resource), failure, "check the destination path and its permissions")
+
+
+def create_stage(resource: Resource, place: Place, content: bytes, target: Target,
+                 token: Callable[[], str]) -> str:
+    """Create and fill the stage file in *place*; returns its name (nothing left on failure).
 
     Created O_EXCL|O_NOFOLLOW with 0600 so nobody can read it before its
     final mode is set.  chown comes before chmod (chown may clear set-id
     bits) and fsync last, so data, mode and owner are all durable before
     the rename.
     """
-    fd, path = _open_stage(resource, token)
+    fd, name = _open_stage(resource, place, token)
     step = "writing the stage file"
     try:
         try:
@@ -168,26 +184,27 @@ def create_stage(resource: Resource, content: bytes, target: Target,
         finally:
             os.close(fd)
     except OSError as exc:
-        discard(path)
+        discard(place, name)
         if step.startswith("setting owner"):
             hint = "the old file was kept; check that the owner and group exist and " \
                    "that imdsrender runs as root"
         else:
             hint = "the old file was kept; check free space and permissions"
         raise WriteError(where(resource), f"{step} failed: {reason(exc)}", hint) from exc
-    return path
+    return name
 
 
-def _open_stage(resource: Resource, token: Callable[[], str]) -> tuple[int, str]:
+def _open_stage(resource: Resource, place: Place,
+                token: Callable[[], str]) -> tuple[int, str]:
     for _ in range(100):
-        path = stage_path(resource.dest, token())
+        name = os.path.basename(stage_path(resource.dest, token()))
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            return os.open(path, flags, 0o600), path
+            return os.open(name, flags, 0o600, dir_fd=place.dir_fd), name
         except FileExistsError:
             continue
         except OSError as exc:
-            raise WriteError(where(resource), f"creating the stage file {path} failed: "
+            raise WriteError(where(resource), f"creating the stage file {place.path(name)} failed: "
                              f"{reason(exc)}", "the old file was kept; check that the "
                              "directory is writable") from exc
     raise WriteError(where(resource), "creating the stage file failed: no free name",
@@ -200,18 +217,24 @@ def _write_all(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def discard(path: str) -> None:
+def discard(place: Place, name: str) -> None:
+    """Remove our stage file *name* from *place*, warning (not failing) when that fails."""
+    _unlink_quietly(place.path(name), name, place.dir_fd)
+
+
+def _unlink_quietly(shown: str, name: str, dir_fd: Optional[int] = None) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
     except OSError as exc:
-        log.warning("could not remove stage file %s: %s", path, reason(exc))
+        log.warning("could not remove stage file %s: %s", shown, reason(exc))
 
 
-def replace_dest(resource: Resource, staged: str) -> None:
+def replace_dest(resource: Resource, place: Place, staged: str) -> None:
+    """rename(2) the stage file over dest, both relative to the directory fd."""
     try:
-        os.replace(staged, resource.dest)
+        os.rename(staged, place.name, src_dir_fd=place.dir_fd, dst_dir_fd=place.dir_fd)
     except OSError as exc:
         raise WriteError(where(resource), f"rename failed: {reason(exc)}",
                          "the old file was kept; make sure dest is a file path on a "
@@ -221,23 +244,19 @@ def replace_dest(resource: Resource, staged: str) -> None:
 def fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # filesystems without directory fsync
-            raise
+        fsync_fd(fd)
     finally:
         os.close(fd)
 
 
-def sync_directory(resource: Resource) -> None:
+def sync_directory(resource: Resource, place: Place) -> None:
     """Make the rename durable; a failure here means the new file may not survive a crash."""
     try:
-        fsync_dir(os.path.dirname(resource.dest) or ".")
+        fsync_fd(place.dir_fd)
     except OSError as exc:
         raise WriteError(where(resource), f"file written, but fsync of its directory "
                          f"failed: {reason(exc)}", "the new file is in place but may not "
                          "survive a crash; reload_cmd was not run") from exc
-
 
 
 def write_small_file(path: str, data: bytes, mode: int) -> None:
@@ -260,6 +279,6 @@ def write_small_file(path: str, data: bytes, mode: int) -> None:
             os.close(fd)
         os.replace(temp, path)
     except BaseException:
-        discard(temp)
+        _unlink_quietly(temp, temp)
         raise
     fsync_dir(directory)

@@ -8,10 +8,13 @@ as it was and no stage file behind.  When bytes, mode and owner already
 match, nothing at all happens: no stage file, no write, no reload, the inode
 and mtime stay as they are.
 
-A symlink at the destination is followed for the comparison (identical
-target content, mode and owner = unchanged), but a write replaces the link
-itself with a regular file, as ``rename(2)`` does; the link's target is never
-written through.
+The destination's directory is opened safely (:mod:`.paths`) and every
+step works relative to it.  A symlink at the destination is never read nor
+written through: it counts as "different" and the write replaces the link
+itself with a regular file, as ``rename(2)`` does.  Owner and group are
+inherited only from a regular file owned by root or by the configured
+owner (a file a user planted does not hand its owner to the new one); a
+sensitive (credentials) resource defaults to root:root.
 
 The outcome records every command that ran (step, seconds, result), so
 metrics read outcomes and never reach into this step.
@@ -19,12 +22,13 @@ metrics read outcomes and never reach into this step.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from ..model import (
     CHECK,
@@ -41,11 +45,12 @@ from ..model import (
 from .commands import Runner, describe_failure, fill_placeholders, run_command
 from .diff import diff, owner_text, printable
 from .files import (
+    Place,
     Target,
     WriteError,
     create_stage,
     discard,
-    make_parents,
+    open_place,
     random_token,
     reason,
     replace_dest,
@@ -58,7 +63,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Current:
-    """The regular file now at dest (a symlink is followed for reading)."""
+    """The regular file now at dest (never a symlink's target)."""
 
     content: bytes
     mode: int
@@ -66,16 +71,25 @@ class _Current:
     gid: int
 
 
-def _read_current(dest: str) -> Optional[_Current]:
-    """The file at *dest*, or None when there is no regular file to compare with.
+def _read_current(place: Optional[Place]) -> Optional[_Current]:
+    """The regular file at dest, or None when there is none (absent, a symlink, a FIFO...).
 
-    O_NONBLOCK keeps a FIFO at dest from hanging us; a directory or other
-    non-file is reported as absent and the rename step will say what is wrong.
+    O_NOFOLLOW keeps a symlink's target (say /etc/shadow) out of the compare
+    and the diff; O_NONBLOCK keeps a FIFO at dest from hanging us.
     """
+    if place is None:
+        return None
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(dest, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return None  # a parent that is a file: creating the directories will say so
+        fd = os.open(place.name, flags, dir_fd=place.dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            log.info("%s is a symlink: it will be replaced by a regular file",
+                     place.path(place.name))
+            return None
+        raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -84,10 +98,16 @@ def _read_current(dest: str) -> Optional[_Current]:
         return _Current(f.read(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
 
 
-def _target(resource: Resource, current: Optional[_Current]) -> Target:
-    """Unset owner/group mean "leave as is": keep the replaced file's, if any."""
+def _target(resource: Resource, current: Optional[_Current], sensitive: bool) -> Target:
+    """Unset owner/group: keep the replaced file's, if root or the configured owner owns it.
+
+    A sensitive resource instead defaults to the user running us (root:root).
+    """
     uid, gid = resource.owner, resource.group
-    if current is not None:
+    if sensitive:
+        return Target(resource.mode, os.geteuid() if uid is None else uid,
+                      os.getegid() if gid is None else gid)
+    if current is not None and current.uid in (0, resource.owner):
         uid = current.uid if uid is None else uid
         gid = current.gid if gid is None else gid
     return Target(resource.mode, uid, gid)
@@ -123,12 +143,26 @@ def sync(resource: Resource, content: bytes, *, sensitive: bool = False, noop: b
     messages and logs.  *token* makes the stage name deterministic in tests.
     """
     try:
-        current = _read_current(resource.dest)
+        place = open_place(resource, create=False)
+    except WriteError as exc:
+        return _failed(resource, exc)
+    try:
+        return _sync_in(resource, place, content, sensitive, noop, run, token)
+    finally:
+        if place is not None:
+            os.close(place.dir_fd)
+
+
+def _sync_in(resource: Resource, place: Optional[Place], content: bytes, sensitive: bool,
+             noop: bool, run: Runner, token: Callable[[], str]) -> Outcome:
+    """:func:`sync` once dest's directory is open (*place* None: it does not exist yet)."""
+    try:
+        current = _read_current(place)
     except OSError as exc:
         return _failed(resource, WriteError(where(resource), f"reading the current file "
                                             f"failed: {reason(exc)}",
                                             "check the destination path and its permissions"))
-    target = _target(resource, current)
+    target = _target(resource, current, sensitive)
     if _matches(current, content, target):
         log.debug("%s: unchanged", resource.dest)
         return Outcome(resource.dest, UNCHANGED)
@@ -141,7 +175,7 @@ def sync(resource: Resource, content: bytes, *, sensitive: bool = False, noop: b
         log.debug("%s: diff\n%s", resource.dest, printable(text))
     publish = _Publish(resource, sensitive, run)
     try:
-        reloaded = publish(content, target, token)
+        reloaded = publish(place, content, target, token)
     except WriteError as exc:
         return _failed(resource, exc, diff=text, steps=publish.steps)
     log.debug("%s: written%s", resource.dest, " and reloaded" if reloaded else "")
@@ -162,20 +196,31 @@ class _Publish:
         self.resource, self.sensitive, self.run = resource, sensitive, run
         self.steps: List[StepResult] = []
 
-    def __call__(self, content: bytes, target: Target, token: Callable[[], str]) -> bool:
+    def __call__(self, place: Optional[Place], content: bytes, target: Target,
+                 token: Callable[[], str]) -> bool:
         """True when a reload_cmd ran successfully; raises WriteError."""
+        if place is not None:
+            return self._publish_in(place, content, target, token)
+        created = open_place(self.resource, create=True)
+        assert created is not None
+        try:
+            return self._publish_in(created, content, target, token)
+        finally:
+            os.close(created.dir_fd)
+
+    def _publish_in(self, place: Place, content: bytes, target: Target,
+                    token: Callable[[], str]) -> bool:
         resource = self.resource
-        make_parents(resource)
-        staged = create_stage(resource, content, target, token)
+        staged = create_stage(resource, place, content, target, token)
         renamed = False
         try:
-            self._check(staged)
-            replace_dest(resource, staged)
+            self._check(place.path(staged))
+            replace_dest(resource, place, staged)
             renamed = True
         finally:
             if not renamed:
-                discard(staged)
-        sync_directory(resource)
+                discard(place, staged)
+        sync_directory(resource, place)
         return self._run_reload_cmd()
 
     def _check(self, staged: str) -> None:
@@ -204,12 +249,14 @@ class _Publish:
                              "reload by hand (not retried until the content changes)")
         return True
 
-    def _run_step(self, step: str, label: str, cmd: str, timeout: float) -> Optional[str]:
+    def _run_step(self, step: str, label: str, cmd: Tuple[str, Tuple[str, str]],
+                  timeout: float) -> Optional[str]:
         """Run one command and record it; None on success, else the one-line failure."""
-        log.debug("running %s: %s", label, cmd)
+        shell, args = cmd
+        log.debug("running %s: %s (with $1=%r $2=%r)", label, shell, *args)
         started = time.monotonic()
         try:
-            result = self.run(cmd, timeout)
+            result = self.run(shell, timeout, args)
         except OSError as exc:
             self.steps.append(StepResult(step, time.monotonic() - started, NOT_STARTED))
             return f"{label} could not start: {reason(exc)}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import subprocess
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -195,7 +195,7 @@ def test_recorder_run_pass_without_metrics() -> None:
 # --- commands -------------------------------------------------------------------
 
 def fake_runner(codes: List[int], seen: List[str]):
-    def run(cmd: str, timeout: float) -> CommandResult:
+    def run(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
         seen.append(cmd)
         return CommandResult(cmd, codes[len(seen) - 1], False, b"", b"")
     return run
@@ -232,7 +232,7 @@ def test_sync_then_metrics_records_check_and_reload(tmp_path) -> None:
 def test_reload_only_and_unstartable_command(tmp_path) -> None:
     metrics = Metrics()
 
-    def broken(cmd: str, timeout: float) -> CommandResult:
+    def broken(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
         raise OSError(errno.ENOENT, "No such file or directory")
 
     dest = str(tmp_path / "a")

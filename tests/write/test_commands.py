@@ -53,8 +53,8 @@ def test_run_command_does_not_wait_for_a_daemonised_child(tmp_path: Path) -> Non
         os.kill(int(pidfile.read_text()), 9)
 
 
-def test_fill_placeholders_quotes_paths() -> None:
-    cmd = fill_placeholders("check {{ src }} {{src}} {{.src}} --for {{ dest }}",
-                         src="/etc/my app/.a.imdsr-00000000.conf", dest="/etc/x.conf")
-    q = "'/etc/my app/.a.imdsr-00000000.conf'"
-    assert cmd == f"check {q} {q} {q} --for /etc/x.conf"
+def test_fill_placeholders_passes_paths_as_arguments() -> None:
+    cmd = fill_placeholders("check {{ src }} {{src}} '{{.src}}' --for \"{{ dest }}\"",
+                            src="/etc/my app/.a.imdsr-00000000.conf", dest="/etc/x.conf")
+    assert cmd == ('check "$1" "$1" "$1" --for "$2"',
+                   ("/etc/my app/.a.imdsr-00000000.conf", "/etc/x.conf"))

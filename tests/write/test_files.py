@@ -6,7 +6,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 import pytest
 
@@ -28,14 +28,14 @@ def test_stage_name_collision_takes_the_next_token(etc: Path) -> None:
     tokens = iter(["aaaaaaaa", "bbbbbbbb"])
     seen: List[str] = []
 
-    def runner(cmd: str, timeout: float) -> CommandResult:
-        seen.append(cmd)
+    def runner(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
+        seen.append(args[0])
         return CommandResult(cmd, 0, False, b"", b"")
 
     out = sync(make(dest, check_cmd="check {{ src }}"), b"x", run=runner,
                token=lambda: next(tokens))
     assert out.status == WRITTEN
-    assert seen == [f"check {etc}/.app.imdsr-bbbbbbbb.conf"]
+    assert seen == [f"{etc}/.app.imdsr-bbbbbbbb.conf"]
     assert taken.read_text() == "someone else's"
 
 

@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 import pytest
 
@@ -87,7 +87,7 @@ def test_parent_that_is_a_file_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("i am a file")
     out = sync(make(tmp_path / "blocker" / "app.conf"), b"x\n")
     assert out.status == FAILED and out.error is not None
-    assert "creating directory" in out.error.what and "blocker" in out.error.what
+    assert "opening directory" in out.error.what and "blocker" in out.error.what
     assert (tmp_path / "blocker").read_text() == "i am a file"
 
 
@@ -108,29 +108,34 @@ def test_owner_change_alone_rewrites(etc: Path) -> None:
     assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, 0)
 
 
-def test_unset_owner_keeps_the_existing_files_owner(etc: Path) -> None:
+def test_unset_owner_keeps_owner_only_of_a_file_root_or_the_configured_owner_owns(
+        etc: Path) -> None:
     dest = etc / "app.conf"
     dest.write_bytes(b"old\n")
-    os.chown(dest, NOBODY, NOBODY)
+    os.chown(dest, 0, NOBODY)
     assert sync(make(dest), b"new\n").status == WRITTEN
-    assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, NOBODY)
-    # and an owner that is not asked for is not a reason to rewrite
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (0, NOBODY)
+    # an owner that is not asked for is not a reason to rewrite
     assert sync(make(dest), b"new\n").status == UNCHANGED
-    out = sync(make(dest, group=0), b"new\n")
-    assert out.status == WRITTEN
-    assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, 0)
+    os.chown(dest, NOBODY, NOBODY)  # the configured owner's file hands on its group
+    assert sync(make(dest, owner=NOBODY), b"newer\n").status == WRITTEN
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, NOBODY)
+    # a user's file never hands its owner to what root writes
+    assert sync(make(dest), b"newest\n").status == WRITTEN
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (0, 0)
 
 
-def test_symlink_dest_is_compared_through_but_replaced(etc: Path, tmp_path: Path) -> None:
+def test_symlink_dest_is_never_read_and_is_replaced(etc: Path, tmp_path: Path) -> None:
     target = tmp_path / "real.conf"
     target.write_bytes(b"x\n")
     target.chmod(0o644)
     dest = etc / "app.conf"
     dest.symlink_to(target)
-    assert sync(make(dest), b"x\n").status == UNCHANGED
-    assert dest.is_symlink()
-    assert sync(make(dest), b"y\n").status == WRITTEN
-    assert not dest.is_symlink() and dest.read_bytes() == b"y\n"
+    out = sync(make(dest), b"x\n", noop=True)
+    assert out.status == WOULD_WRITE and out.diff is not None
+    assert out.diff.startswith("new file mode 0644\n--- /dev/null\n")
+    assert sync(make(dest), b"x\n").status == WRITTEN  # same bytes: still "different"
+    assert not dest.is_symlink() and dest.read_bytes() == b"x\n"
     assert target.read_bytes() == b"x\n"
 
 
@@ -249,7 +254,7 @@ def test_reload_cmd_gets_dest(etc: Path, tmp_path: Path) -> None:
 
 
 def test_shell_that_cannot_start_is_a_failure(etc: Path) -> None:
-    def broken(cmd: str, timeout: float) -> CommandResult:
+    def broken(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
         raise FileNotFoundError(2, "No such file or directory")
 
     out = sync(make(etc / "a.conf", check_cmd="true"), b"x", run=broken)
@@ -265,7 +270,7 @@ def test_noop_new_file_creates_and_runs_nothing(tmp_path: Path) -> None:
     dest = tmp_path / "missing" / "app.conf"
     ran: List[str] = []
 
-    def runner(cmd: str, timeout: float) -> CommandResult:
+    def runner(cmd: str, timeout: float, args: Sequence[str] = ()) -> CommandResult:
         ran.append(cmd)
         return CommandResult(cmd, 0, False, b"", b"")
 

@@ -140,7 +140,9 @@ must_list "$WORK/sdist.list" README.md MANIFEST.in etc/imdsrender.yaml \
     "${UNITS[@]/#/systemd/}"
 grep -q '^examples/conf.d/.*\.yaml$' "$WORK/sdist.list" || fail "sdist has no examples/conf.d"
 python3 -m zipfile -l "$WHEEL" | awk 'NR > 1 {print $1}' >"$WORK/wheel.list"
-must_list "$WORK/wheel.list" imdsrender/cli.py "imdsrender-$VERSION.dist-info/entry_points.txt"
+# Every module of the tree, so a package missing from setup.cfg's list fails here.
+mapfile -t MODULES < <(cd "$ROOT" && find imdsrender -name '*.py' | sort)
+must_list "$WORK/wheel.list" "${MODULES[@]}" "imdsrender-$VERSION.dist-info/entry_points.txt"
 grep -q '^imdsrender/examples/conf.d/' "$WORK/wheel.list" || fail "wheel has no examples (demo needs them)"
 ok "$(basename "$SDIST") ($(wc -l <"$WORK/sdist.list") entries), $(basename "$WHEEL")"
 

@@ -20,6 +20,11 @@ from .wire import MAX_TTL, MIN_TTL, TTL_HEADER
 
 log = logging.getLogger(__name__)
 
+# The hint of every refusal that is IMDS (or something in front of it)
+# misbehaving: a redirect, an unexpected status, an unusable token.
+TOKEN_REFUSED_HINT = ("IMDS or something in front of it is misbehaving; check --endpoint "
+                      "and any proxy in the way, then try again later")
+
 # A token and the seconds it may be used for (None: IMDSv1 fallback).
 Grant = Tuple[Optional[str], float]
 
@@ -65,7 +70,8 @@ def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
     """The token and lifetime from the PUT's answer, or the error for *status*.
 
     400 is our own mistake (exit 2); 403/404/405 mean IMDSv2 is off (exit 3
-    unless IMDSv1 is allowed); anything else is IMDS misbehaving.
+    unless IMDSv1 is allowed); anything else, a redirect included, is IMDS
+    misbehaving (exit 3, one hint).
     """
     if status == 200:
         return usable_token(body, endpoint), granted_ttl(headers, requested_ttl)
@@ -80,8 +86,11 @@ def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
     if status in (403, 404, 405):
         raise SourceUnavailable(endpoint, f"IMDSv2 token request refused (HTTP {status})",
                                 "enable IMDSv2 on the instance, or set imds.allow_imdsv1: true")
+    if 300 <= status < 400:
+        raise SourceUnavailable(endpoint, f"token request redirected (HTTP {status}); "
+                                "redirect refused", TOKEN_REFUSED_HINT)
     raise SourceUnavailable(endpoint, f"token request answered HTTP {status}",
-                            "IMDS is misbehaving; try again later")
+                            TOKEN_REFUSED_HINT)
 
 
 def usable_token(body: bytes, endpoint: str) -> str:
@@ -93,7 +102,7 @@ def usable_token(body: bytes, endpoint: str) -> str:
     token = body.strip()
     if not token or not token.isascii() or any(c <= 32 or c == 127 for c in token):
         raise SourceUnavailable(endpoint, "the token request answered 200 with an unusable token",
-                                "IMDS or something in front of it is misbehaving; try again later")
+                                TOKEN_REFUSED_HINT)
     return token.decode("ascii")
 
 

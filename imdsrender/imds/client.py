@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
 from ..keys import is_dir
 from ..model import ImdsSettings
-from ..quantities import ascii_int
+from ..quantities import ascii_int, is_ascii_digits
 from ..source import NotFound, SourceError, SourceUnavailable
 from .bootlog import BootLog
 from .deadline import deadline_pool_manager, deadline_scope
@@ -288,9 +288,12 @@ class ImdsClient:
         checked by hand because urllib3 1.26 does not enforce it.
         """
         cap = self.settings.max_leaf_bytes
-        declared = ascii_int(reply.headers.get("Content-Length"))
-        if declared is not None and declared > cap:
-            raise SourceError(url_path, f"answer of {declared} bytes exceeds the {cap}-byte cap",
+        length = reply.headers.get("Content-Length")
+        declared = ascii_int(length)
+        if (declared is not None and declared > cap) or (declared is None
+                                                         and is_ascii_digits(length)):
+            shown = f"{declared} bytes" if declared is not None else f"{len(length)} digits"
+            raise SourceError(url_path, f"answer of {shown} exceeds the {cap}-byte cap",
                               "this path is too large to render")
         read1 = getattr(reply, "read1", None) or reply._fp.read1  # urllib3 1.26 has no read1
         parts = []

@@ -36,8 +36,8 @@ class BootLog:
             log.info("IMDS not answering yet (%s); retrying in %.1fs", reason, pause)
             self._last = now
         elif now - self._last >= SUMMARY_EVERY:
-            log.info("IMDS still not answering after %.0fs (%d attempts; last: %s)",
-                     now - self._started, self._failures, reason)
+            log.info("IMDS still not answering after %.0fs (last: %s)", now - self._started,
+                     reason)
             self._last = now
 
     def outcome(self, failure: Optional[str]) -> None:
@@ -46,8 +46,6 @@ class BootLog:
             return
         waited = self._clock() - self._started
         if failure is None:
-            log.info("IMDS answered after %.1fs (%d failed attempts before)", waited,
-                     self._failures)
+            log.info("IMDS answered after %.1fs", waited)
         else:
-            log.warning("IMDS did not answer within %.1fs (%d attempts; last: %s)",
-                        waited, self._failures + 1, failure)
+            log.warning("IMDS did not answer within %.1fs (last: %s)", waited, failure)

@@ -7,11 +7,14 @@ all answer one path at a time and raise the errors defined here.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable, Dict, Optional, Protocol, Tuple
 
 from .errors import Error
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(Error):
@@ -66,6 +69,7 @@ class CachedSource:
                 self.hits += 1
             else:
                 self.misses += 1
+        log.debug("cache %s: %s", "hit" if fresh else "miss", path)  # the path, never the value
         if cached is not None and fresh:
             if cached[1] is None:
                 raise NotFound(path, "not found (404, cached)")

@@ -22,6 +22,12 @@ OLD = b"old\n"
 FLAGS = ("--timeout", "1s", "--boot-wait", "2s")
 HANG = 45  # seconds: far past every deadline these flags allow
 HUGE = "9" * 5000  # past int()'s 4300-digit limit
+PAD = "X-Pad: " + "x" * 200  # dripped at 0.5 s a byte, a head that takes minutes
+
+
+def dripped(body: bytes) -> Answer:
+    """A well-formed answer whose status line and headers come one byte per 0.5 s."""
+    return Answer(ok(body, PAD), 0.5)
 
 
 def run(tmp_path: Path, answers: Dict[Tuple[str, str], Answer]) -> Tuple[object, ConfDir,
@@ -52,19 +58,19 @@ def key_failed(tmp_path: Path, answer: Answer, *fragments: str) -> None:
 
 
 def test_slow_headers_on_the_token_request_end_within_boot_wait(tmp_path: Path) -> None:
-    done, confdir, imds = run(tmp_path, {("PUT", "/latest/api/token"): Answer(ok(b"t"), 0.5)})
+    done, confdir, imds = run(tmp_path, {("PUT", "/latest/api/token"): dripped(b"t")})
     assert done.returncode == 3, done.stderr  # type: ignore[attr-defined]
     assert imds.count("PUT", "/latest/api/token") == 1
     assert confdir.dest("region").read_bytes() == OLD
 
 
 def test_slow_headers_on_one_key_fail_that_key_at_its_deadline(tmp_path: Path) -> None:
-    key_failed(tmp_path, Answer(ok(b"i-1"), 0.5), "/meta-data/instance-id", "gave up after 1 ",
+    key_failed(tmp_path, dripped(b"i-1"), "/meta-data/instance-id", "gave up after 1 ",
                "deadline reached")
 
 
 def test_slow_headers_end_get_within_its_deadline() -> None:
-    with HostileImds({("GET", ID_PATH): Answer(ok(b"i-1"), 0.5)}) as imds:
+    with HostileImds({("GET", ID_PATH): dripped(b"i-1")}) as imds:
         done = run_cli("get", "--endpoint", imds.url, *FLAGS, "/meta-data/instance-id",
                        timeout=HANG)
     assert done.returncode == 1, done.stderr

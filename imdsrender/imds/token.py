@@ -37,32 +37,35 @@ class TokenManager:
     min(60 s, TTL/2) remains: a request must not arrive with a token that
     expires in flight.  The lock makes renewal single-flight: threads that
     find the token stale wait for the one renewal instead of each sending a
-    PUT.
+    PUT.  A fresh token is read without the lock (one tuple, replaced whole),
+    so the per-request path takes no lock.
     """
 
     def __init__(self, fetch: Callable[[], Grant], clock: Callable[[], float]) -> None:
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
-        self._token: Optional[str] = None
-        self._usable_until = float("-inf")
-        self._fetched = False
+        # (token, usable until, fetched at all): swapped as one object, never edited.
+        self._state: Tuple[Optional[str], float, bool] = (None, float("-inf"), False)
 
     def get(self) -> Optional[str]:
         """The current token (None in IMDSv1 fallback mode), renewed if stale."""
+        token, usable_until, fetched = self._state
+        if fetched and self._clock() < usable_until:
+            return token
         with self._lock:
-            if not self._fetched or self._clock() >= self._usable_until:
+            token, usable_until, fetched = self._state
+            if not fetched or self._clock() >= usable_until:
                 sent = self._clock()
                 token, ttl = self._fetch()
-                self._token, self._fetched = token, True
-                self._usable_until = sent + ttl - min(60.0, ttl / 2)
-            return self._token
+                self._state = (token, sent + ttl - min(60.0, ttl / 2), True)
+            return token
 
     def invalidate(self, token: Optional[str]) -> None:
         """Forget *token* after a 401, unless another thread already renewed it."""
         with self._lock:
-            if self._token == token:
-                self._fetched = False
+            if self._state[0] == token:
+                self._state = (token, float("-inf"), False)
 
 
 def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict
 
 import pytest
 
 from imdsrender.source import CachedSource, NotFound
-
-
-class Values:
-    def __init__(self, values: Dict[str, bytes]) -> None:
-        self.values = values
-
-    def get(self, path: str) -> bytes:
-        if path not in self.values:
-            raise NotFound(path, "not found (404)")
-        return self.values[path]
+from tests.metrics.helpers import FakeSource
 
 
 def test_debug_log_shows_each_hit_and_miss_by_path_never_the_value(
         caplog: pytest.LogCaptureFixture) -> None:
-    cache = CachedSource(Values({"/meta-data/a": b"secret-value"}), 60.0, clock=lambda: 0.0)
+    cache = CachedSource(FakeSource({"/meta-data/a": b"secret-value"}), 60.0, clock=lambda: 0.0)
     caplog.set_level(logging.DEBUG, logger="imdsrender.source")
     cache.get("/meta-data/a")
     cache.get("/meta-data/a")

@@ -43,6 +43,7 @@ class ImdsSettings:
     timeout: float = 1.0
     retries: int = 3
     boot_wait: float = 60.0
+    run_timeout: Optional[float] = None  # a whole run's IMDS time; None: derived (imds.client)
     allow_imdsv1: bool = False
     max_leaf_bytes: int = 1 * MiB
     max_run_bytes: int = 16 * MiB

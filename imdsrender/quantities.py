@@ -15,6 +15,7 @@ from .errors import UsageError
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = "write e.g. 500ms, 30s, 2m, 1h or plain seconds"
+MAX_DIGITS = 18  # below int()'s 4300-digit limit, above any length, TTL or count we read
 
 
 def ascii_int(text: str | None) -> int | None:
@@ -22,10 +23,20 @@ def ascii_int(text: str | None) -> int | None:
 
     Every number read from a header, a flag or a config string goes through
     here: str.isdigit() alone accepts '\u00b2' and other digits that int()
-    then refuses with a ValueError.
+    then refuses with a ValueError.  More than :data:`MAX_DIGITS` digits
+    is None too: int() refuses 4,300 digits with a ValueError, and no
+    header we read means anything that large.
     """
     text = (text or "").strip()
-    return int(text) if text.isascii() and text.isdigit() else None
+    if len(text) > MAX_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def is_ascii_digits(text: str | None) -> bool:
+    """Whether *text* is ASCII digits (of any length): a number, maybe too large to read."""
+    text = (text or "").strip()
+    return text.isascii() and text.isdigit()
 
 
 def parse_duration(value: object, where: str) -> float:

@@ -7,12 +7,15 @@ all answer one path at a time and raise the errors defined here.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, Optional, Protocol, Set, Tuple
 
 from .errors import Error
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(Error):
@@ -63,7 +66,15 @@ class CachedSource:
 
     @contextmanager
     def poll(self) -> Iterator[None]:
-        """One poll: afterwards, entries for paths it did not ask for are evicted."""
+        """One poll: a new run for the source below, and afterwards the entries
+        for paths the poll did not ask for are evicted.
+
+        A source with a whole-run deadline (the IMDS client's ``begin_run``)
+        restarts it here: the client outlives polls, each poll is one run.
+        """
+        begin_run = getattr(self._source, "begin_run", None)
+        if begin_run is not None:
+            begin_run()
         with self._lock:
             self._touched = set()
         yield
@@ -80,6 +91,7 @@ class CachedSource:
                 self.hits += 1
             else:
                 self.misses += 1
+        log.debug("cache %s: %s", "hit" if fresh else "miss", path)  # the path, never the value
         if cached is not None and fresh:
             if cached[1] is None:
                 raise NotFound(path, "not found (404, cached)")

@@ -5,7 +5,7 @@ from typing import Callable
 import pytest
 
 from imdsrender.errors import UsageError
-from imdsrender.quantities import ascii_int, parse_duration
+from imdsrender.quantities import MAX_DIGITS, ascii_int, is_ascii_digits, parse_duration
 
 
 def error_of(func: Callable[..., object], *args: object) -> str:
@@ -19,6 +19,14 @@ def error_of(func: Callable[..., object], *args: object) -> str:
                                         (None, None), ("-1", None), ("1.0", None)])
 def test_ascii_int(text: "str | None", value: "int | None") -> None:
     assert ascii_int(text) == value
+
+
+def test_ascii_int_bounds_the_digits_before_int() -> None:
+    """5,000 digits (past int()'s 4,300-digit limit) is None, not a ValueError."""
+    assert ascii_int("9" * MAX_DIGITS) == int("9" * MAX_DIGITS)
+    assert ascii_int("9" * 5000) is None
+    assert ascii_int("1" + "0" * MAX_DIGITS) is None
+    assert is_ascii_digits("9" * 5000) and not is_ascii_digits("\u00b2")
 
 
 @pytest.mark.parametrize("text,seconds", [

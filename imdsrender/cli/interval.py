@@ -44,7 +44,8 @@ def run_interval(job: Job, args: argparse.Namespace, recorder: Recorder) -> int:
     server = (start_status_server(args.metrics_addr, recorder, job.settings.imds,
                                   job.endpoint, job.data) if args.metrics_addr else None)
     try:
-        cache = CachedSource(open_source(job, observer=recorder), job.settings.cache_ttl)
+        cache = CachedSource(open_source(job, observer=recorder, one_run=False),
+                             job.settings.cache_ttl)
         return _poll_loop(job, args, recorder, cache, stop, reread)
     finally:
         if server is not None:

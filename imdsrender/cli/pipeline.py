@@ -78,8 +78,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **top)
 
 
-def open_source(job: Job, observer: Any = None) -> Source:
-    """The IMDS client (after its boot wait), or a fixture with --data."""
+def open_source(job: Job, observer: Any = None, *, one_run: bool = True) -> Source:
+    """The IMDS client (after its boot wait), or a fixture with --data.
+
+    *one_run*: the client serves a single run, so its whole-run deadline
+    starts now; interval mode passes False and its cache starts one per poll.
+    """
     if job.data:
         from ..fixture import FixtureSource, load_fixture
 
@@ -88,6 +92,8 @@ def open_source(job: Job, observer: Any = None) -> Source:
 
     client = ImdsClient(job.settings.imds, endpoint=job.endpoint,
                         concurrency=job.settings.concurrency, observer=observer)
+    if one_run:
+        client.begin_run()
     client.wait_until_ready()
     return client
 

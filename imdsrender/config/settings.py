@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 _SETTINGS_FIELDS = ("imds", "cache_ttl", "concurrency")
 _IMDS_FIELDS = ("endpoint", "endpoint_mode", "token_ttl", "timeout", "retries",
-                "boot_wait", "allow_imdsv1", "max_listing_entries", "max_requests")
+                "boot_wait", "run_timeout", "allow_imdsv1", "max_listing_entries", "max_requests")
 
 
 def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
@@ -58,6 +58,7 @@ def _imds_settings(doc: Doc, node: Node) -> ImdsSettings:
         "timeout": lambda n: _positive_duration(doc, n, "timeout"),
         "retries": lambda n: doc.integer(n, "retries", 0),
         "boot_wait": lambda n: doc.duration(n, "boot_wait"),
+        "run_timeout": lambda n: _positive_duration(doc, n, "run_timeout"),
         "allow_imdsv1": lambda n: doc.boolean(n, "allow_imdsv1"),
         "max_listing_entries": lambda n: doc.integer(n, "max_listing_entries", 1),
         "max_requests": lambda n: doc.integer(n, "max_requests", 1),

@@ -14,6 +14,7 @@ this module; :class:`ImdsConfigError` is the one error of its own.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import random
@@ -22,12 +23,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Tuple
 
 from ..keys import is_dir
 from ..model import ImdsSettings
-from ..quantities import ascii_int
+from ..quantities import ascii_int, is_ascii_digits
 from ..source import NotFound, SourceError, SourceUnavailable
+from .bootlog import BootLog
+from .deadline import deadline_pool_manager, deadline_scope
 from .endpoint import ImdsConfigError, metadata_disabled, resolve_endpoint
 from .limits import AdaptiveLimit, Observer
-from .policy import RetryPolicy
-from .token import Grant, TokenManager, read_token_answer
+from .policy import RetryPolicy, giving_up_because, parse_retry_after, run_deadline
+from .token import TOKEN_REFUSED_HINT, Grant, TokenManager, read_token_answer
 from .wire import TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,15 +44,33 @@ _CHUNK = 64 * 1024
 
 
 class _Retryable(Exception):
-    """One attempt failed in a way worth trying again (internal)."""
+    """One attempt failed in a way worth trying again (internal).
+
+    ``status`` is the HTTP status when IMDS did answer (5xx, 429);
+    ``attempts`` and ``ending`` are filled in when the request gives up, so
+    the message can say how many attempts there really were and why it
+    stopped ("deadline reached", a Retry-After too long to honour).
+    """
 
     def __init__(self, reason: str, retry_after: Optional[str] = None,
-                 connect: bool = False, timeout: bool = False) -> None:
+                 connect: bool = False, timeout: bool = False,
+                 status: Optional[int] = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.connect = connect
         self.timeout = timeout
+        self.status = status
+        self.attempts = 1
+        self.ending = ""
+
+    def gave_up(self) -> str:
+        """"gave up after N attempts (why; how it ended)"."""
+        if self.attempts == 0:
+            return f"not sent ({self.reason})"
+        plural = "attempt" if self.attempts == 1 else "attempts"
+        ending = f"; {self.ending}" if self.ending else ""
+        return f"gave up after {self.attempts} {plural} ({self.reason}{ending})"
 
 
 class ImdsClient:
@@ -78,25 +99,40 @@ class ImdsClient:
         self.limit = AdaptiveLimit(concurrency)
         self.observer = observer or Observer()
         self._clock, self._wall, self._sleep, self._rand = clock, wall, sleep, rand
+        self._run_until = float("inf")  # no run deadline until begin_run()
         # urllib3's PoolManager never reads proxy settings from the
         # environment, and redirects/retries are disabled per request below.
-        self._pool = pool or urllib3.PoolManager(
+        self._pool = pool or deadline_pool_manager(
             maxsize=max(1, concurrency), block=False, retries=False,
             timeout=urllib3.Timeout(connect=settings.timeout, read=settings.timeout))
         self._tokens = TokenManager(self._fetch_token, clock)
+        self._boot_log = BootLog(clock)
 
     # -- public --------------------------------------------------------------
+
+    def begin_run(self) -> None:
+        """Start the clock of a whole run: no request outlives ``run_deadline(settings)``.
+
+        The caller says when a run starts (``--onetime`` once, interval mode
+        at each poll): a client outlives runs in interval mode, so it cannot
+        guess.  Until then only the per-request deadlines apply.
+        """
+        self._run_until = self._clock() + run_deadline(self.settings)
 
     def get(self, path: str) -> bytes:
         """The body of ``/latest<path>``; NotFound on 404, SourceError otherwise."""
         token = self._tokens.get()
-        status, body = self._get_with_token(path, token)
+        status, body, headers = self._get_with_token(path, token)
         if status == 401:
             log.debug("401 for %s: renewing the token once", path)
             self._tokens.invalidate(token)
-            status, body = self._get_with_token(path, self._tokens.get())
+            status, body, headers = self._get_with_token(path, self._tokens.get())
         if status == 200:
             return body
+        if 300 <= status < 400:
+            raise SourceError(path, f"redirect (HTTP {status}) to "
+                              f"{headers.get('Location', 'elsewhere')} refused",
+                              "IMDS never redirects; check --endpoint and any proxy in the way")
         if status == 404:
             raise NotFound(path, "not found (404)")
         if status == 401:
@@ -119,29 +155,41 @@ class ImdsClient:
     # -- token ---------------------------------------------------------------
 
     def _fetch_token(self) -> Grant:
-        """PUT for a token, waiting up to boot_wait for IMDS to answer at all."""
+        """PUT for a token, waiting up to boot_wait for IMDS to answer at all.
+
+        ``boot_wait`` 0 means one try: that attempt still gets its timeout.
+        """
         ttl = self.settings.token_ttl
-        boot_deadline = self._clock() + self.settings.boot_wait
+        started = self._clock()
+        boot_deadline = started + self.settings.boot_wait
         pacing = self.policy
+        self._boot_log.start()
         while True:
+            until = max(boot_deadline, self._clock() + self.settings.timeout)
             try:
-                status, body, reply = self._request_retrying(
-                    "PUT", TOKEN_PATH, {TTL_HEADER: str(ttl)}, "token", boot_deadline)
+                status, body, headers = self._request_retrying(
+                    "PUT", TOKEN_PATH, {TTL_HEADER: str(ttl)}, "token", until)
                 break
             except _Retryable as exc:
                 if not exc.connect or self._clock() >= boot_deadline:
+                    self._boot_log.outcome(exc.reason)
                     raise self._unavailable(exc) from None
                 pause = min(pacing.backoff(self._rand) + 0.1,
                             max(0.0, boot_deadline - self._clock()))
-                log.info("IMDS not answering yet (%s); retrying in %.1fs", exc.reason, pause)
+                self._boot_log.waiting(exc.reason, pause)
                 self._sleep(pause)
                 pacing = pacing.increment()
+        self._boot_log.outcome(None)
         if status == 200:
             self.observer.token_refresh()
-        return read_token_answer(status, body, reply.headers, requested_ttl=ttl,
+        return read_token_answer(status, body, headers, requested_ttl=ttl,
                                  allow_imdsv1=self.settings.allow_imdsv1, endpoint=self.endpoint)
 
     def _unavailable(self, exc: _Retryable) -> SourceUnavailable:
+        if exc.status is not None:
+            times = "once" if exc.attempts == 1 else f"{exc.attempts} times"
+            return SourceUnavailable(self.endpoint, f"IMDS answered HTTP {exc.status} to the "
+                                     f"token request {times}", TOKEN_REFUSED_HINT)
         if exc.timeout and not exc.connect:
             return SourceUnavailable(self.endpoint,
                                      f"no answer to the token request ({exc.reason})",
@@ -153,35 +201,48 @@ class ImdsClient:
 
     # -- requests ------------------------------------------------------------
 
-    def _get_with_token(self, path: str, token: Optional[str]) -> Tuple[int, bytes]:
+    def _get_with_token(self, path: str, token: Optional[str]) -> Tuple[int, bytes, Any]:
         headers = {TOKEN_HEADER: token} if token else {}
         operation = "list" if is_dir(path) else "get"
         try:
-            status, body, _ = self._request_retrying("GET", "/latest" + path, headers, operation)
+            return self._request_retrying("GET", "/latest" + path, headers, operation)
         except _Retryable as exc:
-            raise SourceError(path, f"gave up after {self.policy.retries + 1} attempts "
-                              f"({exc.reason})", "IMDS is unhealthy or throttling; "
-                              "try again later") from None
-        return status, body
+            hint = ("the whole run took longer than imds.run_timeout; raise it, or lower "
+                    "the number of keys" if exc.attempts == 0
+                    else "IMDS is unhealthy or throttling; try again later")
+            raise SourceError(path, exc.gave_up(), hint) from None
 
     def _request_retrying(self, method: str, url_path: str, headers: Mapping[str, str],
                           operation: str, until: float = float("inf")) -> Tuple[int, bytes, Any]:
-        """One logical request: attempts until an answer, retries or deadline run out."""
-        deadline = min(until, self._clock() + self.policy.deadline)
+        """One logical request: attempts until an answer, retries or deadline run out.
+
+        Returns the status, body and headers of the answer that ends it.
+        """
+        deadline = min(until, self._run_until, self._clock() + self.policy.deadline)
+        if self._clock() >= deadline:  # a request that could only be abandoned is not sent
+            unsent = _Retryable("the run's deadline had passed", timeout=True)
+            unsent.attempts = 0
+            raise unsent
         policy = self.policy.new(attempt=0)
         while True:
             try:
-                status, body, reply = self._attempt(method, url_path, headers, operation, deadline)
+                status, body, answer = self._attempt(method, url_path, headers, operation,
+                                                     deadline)
             except _Retryable as exc:
                 failure = exc
             else:
                 if not policy.is_retry(status):
-                    return status, body, reply
-                failure = _Retryable(f"HTTP {status}", retry_after=reply.headers.get("Retry-After"))
+                    return status, body, answer
+                failure = _Retryable(f"HTTP {status}", retry_after=answer.get("Retry-After"),
+                                     status=status)
                 if status == 429:
                     self.limit.throttled()
-            pause = policy.wait(failure.retry_after, self._wall(), self._rand)
+            advised = parse_retry_after(failure.retry_after, self._wall())
+            pause = policy.pause(advised, self._rand)
             if policy.is_exhausted() or self._clock() + pause >= deadline:
+                failure.attempts = policy.attempt + 1
+                failure.ending = giving_up_because(policy.is_exhausted(), advised,
+                                         deadline - self._clock())
                 raise failure
             self.observer.retry(operation, failure.reason)
             log.debug("%s %s: %s; retry %d in %.2fs", method, url_path, failure.reason,
@@ -196,7 +257,7 @@ class ImdsClient:
         started = self._clock()
         status: Optional[int] = None
         try:
-            with self.limit:
+            with self.limit, deadline_scope(self._clock, deadline):
                 reply = self._pool.request(method, self.endpoint + url_path, headers=dict(headers),
                                            redirect=False, retries=False, preload_content=False)
                 body = self._read_whole(reply, url_path, deadline)
@@ -205,17 +266,16 @@ class ImdsClient:
             raise _Retryable(f"connection failed: {_reason(exc)}", connect=True) from None
         except urllib3.exceptions.ConnectTimeoutError:
             raise _Retryable("connect timed out", connect=True, timeout=True) from None
-        except urllib3.exceptions.ReadTimeoutError:
-            raise _Retryable("read timed out", timeout=True) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            # http.client's IncompleteRead escapes urllib3 1.26 (a chunked body cut short).
+            if self._clock() >= deadline:
+                raise _Retryable("no complete answer before the deadline", timeout=True) from None
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                raise _Retryable("read timed out", timeout=True) from None
             raise _Retryable(f"connection error: {_reason(exc)}") from None
         finally:
             self.observer.request(operation, url_path, status, self._clock() - started)
-        if 300 <= reply.status < 400:
-            where = reply.headers.get("Location", "elsewhere")
-            raise SourceError(url_path, f"redirect (HTTP {reply.status}) to {where} refused",
-                              "IMDS never redirects; check --endpoint and any proxy in the way")
-        return reply.status, body, reply
+        return reply.status, body, reply.headers
 
     def _read_whole(self, reply: Any, url_path: str, deadline: float) -> bytes:
         """Read the body; a connection left mid-body is closed, never reused."""
@@ -236,9 +296,12 @@ class ImdsClient:
         checked by hand because urllib3 1.26 does not enforce it.
         """
         cap = self.settings.max_leaf_bytes
-        declared = ascii_int(reply.headers.get("Content-Length"))
-        if declared is not None and declared > cap:
-            raise SourceError(url_path, f"answer of {declared} bytes exceeds the {cap}-byte cap",
+        length = reply.headers.get("Content-Length")
+        declared = ascii_int(length)
+        if (declared is not None and declared > cap) or (declared is None
+                                                         and is_ascii_digits(length)):
+            shown = f"{declared} bytes" if declared is not None else f"{len(length)} digits"
+            raise SourceError(url_path, f"answer of {shown} exceeds the {cap}-byte cap",
                               "this path is too large to render")
         read1 = getattr(reply, "read1", None) or reply._fp.read1  # urllib3 1.26 has no read1
         parts = []

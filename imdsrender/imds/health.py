@@ -36,7 +36,9 @@ def make_health_check(settings: ImdsSettings, endpoint: Optional[str] = None,
         if not pools:
             import urllib3
 
-            pools.append(urllib3.PoolManager(
+            from .deadline import deadline_pool_manager
+
+            pools.append(deadline_pool_manager(  # a dripped answer cannot hang /health
                 maxsize=1, block=False, retries=False,
                 timeout=urllib3.Timeout(connect=quick.timeout, read=quick.timeout)))
         try:

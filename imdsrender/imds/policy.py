@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..model import ImdsSettings
-from ..quantities import ascii_int
+from ..quantities import ascii_int, is_ascii_digits
 
 
 def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date).
 
     Garbage and negative values mean "no advice" (None), never a crash or a
-    wait of minus ten seconds.
+    wait of minus ten seconds; thousands of digits mean "forever" (inf).
     """
     if not value:
         return None
@@ -30,6 +31,8 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
     seconds = ascii_int(value)
     if seconds is not None:
         return float(seconds)
+    if is_ascii_digits(value):
+        return math.inf
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -95,7 +98,32 @@ class RetryPolicy:
 
     def wait(self, retry_after: Optional[str], now: float, rand: Callable[[], float]) -> float:
         """Seconds to sleep before the next attempt: Retry-After (capped), else back-off."""
-        advised = parse_retry_after(retry_after, now)
+        return self.pause(parse_retry_after(retry_after, now), rand)
+
+    def pause(self, advised: Optional[float], rand: Callable[[], float]) -> float:
+        """The wait for an already parsed Retry-After (None: no advice, back off)."""
         if advised is not None:
             return min(advised, self.retry_after_cap)
         return self.backoff(rand)
+
+
+def run_deadline(settings: ImdsSettings) -> float:
+    """Seconds a whole run may spend on IMDS: ``imds.run_timeout``, else derived.
+
+    The default leaves the boot wait plus six request deadlines (each all
+    of a request's attempts), enough for a few rounds of concurrent fetches
+    at the worst pace the per-request rules allow.
+    """
+    if settings.run_timeout is not None:
+        return settings.run_timeout
+    return settings.boot_wait + 6 * RetryPolicy.from_settings(settings).deadline
+
+
+def giving_up_because(exhausted: bool, advised: Optional[float], left: float) -> str:
+    """Why a request stopped early, for the message ("" when it ran out of retries)."""
+    if exhausted:
+        return ""
+    if advised is not None and advised > left:
+        shown = f"{advised:.0f}s" if advised < 1e9 else "(too large to read)"
+        return f"Retry-After {shown} exceeds the deadline"
+    return "deadline reached"

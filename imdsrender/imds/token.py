@@ -20,6 +20,11 @@ from .wire import MAX_TTL, MIN_TTL, TTL_HEADER
 
 log = logging.getLogger(__name__)
 
+# The hint of every refusal that is IMDS (or something in front of it)
+# misbehaving: a redirect, an unexpected status, an unusable token.
+TOKEN_REFUSED_HINT = ("IMDS or something in front of it is misbehaving; check --endpoint "
+                      "and any proxy in the way, then try again later")
+
 # A token and the seconds it may be used for (None: IMDSv1 fallback).
 Grant = Tuple[Optional[str], float]
 
@@ -32,32 +37,35 @@ class TokenManager:
     min(60 s, TTL/2) remains: a request must not arrive with a token that
     expires in flight.  The lock makes renewal single-flight: threads that
     find the token stale wait for the one renewal instead of each sending a
-    PUT.
+    PUT.  A fresh token is read without the lock (one tuple, replaced whole),
+    so the per-request path takes no lock.
     """
 
     def __init__(self, fetch: Callable[[], Grant], clock: Callable[[], float]) -> None:
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
-        self._token: Optional[str] = None
-        self._usable_until = float("-inf")
-        self._fetched = False
+        # (token, usable until, fetched at all): swapped as one object, never edited.
+        self._state: Tuple[Optional[str], float, bool] = (None, float("-inf"), False)
 
     def get(self) -> Optional[str]:
         """The current token (None in IMDSv1 fallback mode), renewed if stale."""
+        token, usable_until, fetched = self._state
+        if fetched and self._clock() < usable_until:
+            return token
         with self._lock:
-            if not self._fetched or self._clock() >= self._usable_until:
+            token, usable_until, fetched = self._state
+            if not fetched or self._clock() >= usable_until:
                 sent = self._clock()
                 token, ttl = self._fetch()
-                self._token, self._fetched = token, True
-                self._usable_until = sent + ttl - min(60.0, ttl / 2)
-            return self._token
+                self._state = (token, sent + ttl - min(60.0, ttl / 2), True)
+            return token
 
     def invalidate(self, token: Optional[str]) -> None:
         """Forget *token* after a 401, unless another thread already renewed it."""
         with self._lock:
-            if self._token == token:
-                self._fetched = False
+            if self._state[0] == token:
+                self._state = (token, float("-inf"), False)
 
 
 def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
@@ -65,7 +73,8 @@ def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
     """The token and lifetime from the PUT's answer, or the error for *status*.
 
     400 is our own mistake (exit 2); 403/404/405 mean IMDSv2 is off (exit 3
-    unless IMDSv1 is allowed); anything else is IMDS misbehaving.
+    unless IMDSv1 is allowed); anything else, a redirect included, is IMDS
+    misbehaving (exit 3, one hint).
     """
     if status == 200:
         return usable_token(body, endpoint), granted_ttl(headers, requested_ttl)
@@ -80,8 +89,11 @@ def read_token_answer(status: int, body: bytes, headers: Mapping[str, str], *,
     if status in (403, 404, 405):
         raise SourceUnavailable(endpoint, f"IMDSv2 token request refused (HTTP {status})",
                                 "enable IMDSv2 on the instance, or set imds.allow_imdsv1: true")
+    if 300 <= status < 400:
+        raise SourceUnavailable(endpoint, f"token request redirected (HTTP {status}); "
+                                "redirect refused", TOKEN_REFUSED_HINT)
     raise SourceUnavailable(endpoint, f"token request answered HTTP {status}",
-                            "IMDS is misbehaving; try again later")
+                            TOKEN_REFUSED_HINT)
 
 
 def usable_token(body: bytes, endpoint: str) -> str:
@@ -93,7 +105,7 @@ def usable_token(body: bytes, endpoint: str) -> str:
     token = body.strip()
     if not token or not token.isascii() or any(c <= 32 or c == 127 for c in token):
         raise SourceUnavailable(endpoint, "the token request answered 200 with an unusable token",
-                                "IMDS or something in front of it is misbehaving; try again later")
+                                TOKEN_REFUSED_HINT)
     return token.decode("ascii")
 
 

@@ -35,6 +35,7 @@ def test_settings_every_field(tmp_path: Path, loader: str) -> None:
           timeout: 500ms
           retries: 0
           boot_wait: 2m
+          run_timeout: 5m
           allow_imdsv1: true
         cache_ttl: 30s
         concurrency: 4
@@ -42,7 +43,7 @@ def test_settings_every_field(tmp_path: Path, loader: str) -> None:
     assert load_settings(path) == Settings(
         imds=ImdsSettings(endpoint="http://127.0.0.1:1338", endpoint_mode="ipv6",
                           token_ttl=300, timeout=0.5, retries=0, boot_wait=120.0,
-                          allow_imdsv1=True),
+                          run_timeout=300.0, allow_imdsv1=True),
         cache_ttl=30.0, concurrency=4)
 
 

@@ -14,6 +14,7 @@ import time
 from typing import Any, Dict, List
 
 from imdsrender.fixture import default_fixture
+from imdsrender.imds.token import TOKEN_REFUSED_HINT as TOKEN_HINT
 
 from .harness import ID, OLD, TAGS, TAGS_KEYS, TAGS_TEMPLATE, Context, Scenario, Template
 
@@ -194,7 +195,8 @@ S: List[Scenario] = [
              requests={TOKEN: 2}, check=gap_at_least(0.9, "PUT", "/api/token")),
     Scenario("PUT 503 for good: unavailable, nothing written", 3, NOTHING_WRITTEN, 4,
              arrange=fault("/api/token", method="PUT", status=503),
-             requests={TOKEN: 4}, stderr=("HTTP 503",)),
+             requests={TOKEN: 4},
+             stderr=("IMDS answered HTTP 503 to the token request 4 times", TOKEN_HINT)),
     Scenario("GET 503 burst", 0, BOTH_NEW, DEFAULT_REQUESTS + 2,
              arrange=fault("/meta-data/instance-id", status=503, times=2),
              requests={GET_ID: 3}),
@@ -230,8 +232,14 @@ S: List[Scenario] = [
              {"id": OLD, "tags": TAGS}, DEFAULT_REQUESTS + 4, max_seconds=15, slow=True,
              settings="imds:\n  retries: 50\n", flags=("--timeout", "100ms"),
              arrange=fault("/meta-data/instance-id", status=429, headers={"Retry-After": "3"}),
-             stderr=("HTTP 429",),
+             stderr=("HTTP 429; Retry-After 3s exceeds the deadline",),
              check=lambda ctx, r: _between(ctx.emu.count(*GET_ID), 2, 5)),
+    Scenario("persistent 503 with a Retry-After past the deadline: says so", 1,
+             {"id": OLD, "tags": TAGS}, DEFAULT_REQUESTS + 1, max_seconds=15, slow=True,
+             arrange=fault("/meta-data/instance-id", status=503, headers={"Retry-After": "120"}),
+             requests={GET_ID: 2},
+             stderr=("gave up after 2 attempts (HTTP 503; "
+                     "Retry-After 120s exceeds the deadline)",)),
     Scenario("429 burst on every GET: throttled, then all fetched", 0, BOTH_NEW,
              DEFAULT_REQUESTS + 3,  # 3 < the 4 attempts a path has, however they fall
              arrange=fault("/meta-data/*", status=429, times=3, headers={"Retry-After": "0"})),
@@ -251,7 +259,7 @@ S: List[Scenario] = [
     Scenario("slow-drip body: bounded by the per-request deadline", 1,
              {"id": OLD, "tags": TAGS}, DEFAULT_REQUESTS, max_seconds=15, slow=True,
              arrange=fault("/meta-data/instance-id", body=b"x" * 200, drip=0.25),
-             requests={GET_ID: 1}, stderr=("deadline",)),
+             requests={GET_ID: 1}, stderr=("gave up after 1 attempt (", "deadline reached")),
     Scenario("reset mid-body, once", 0, BOTH_NEW, DEFAULT_REQUESTS + 1,
              arrange=fault("/meta-data/instance-id", status=200,
                            body=b"i-0123456789abcdef0", reset=True, times=1),
@@ -278,6 +286,8 @@ S: List[Scenario] = [
     Scenario("connection refused for the first seconds of boot", 0, BOTH_NEW,
              DEFAULT_REQUESTS, start_after=2.0, flags=("--boot-wait", "20s"),
              requests={TOKEN: 1}),
+    Scenario("--boot-wait 0 against a healthy IMDS: one try, no wait", 0, BOTH_NEW,
+             DEFAULT_REQUESTS, flags=("--boot-wait", "0"), requests={TOKEN: 1}),
     Scenario("IMDS never comes up within --boot-wait", 3, NOTHING_WRITTEN, 0,
              start_after=4.0, flags=("--boot-wait", "1s"), stderr=("no answer from IMDS",)),
     # --- the shape of the tree ---------------------------------------------------------
@@ -357,9 +367,9 @@ S: List[Scenario] = [
              arrange=redirect_elsewhere("GET", "/meta-data/instance-id"),
              requests={GET_ID: 1}, stderr=("redirect (HTTP 302)",),
              check=other_never_contacted),
-    Scenario("redirect on the token PUT: refused, nothing written", 1, NOTHING_WRITTEN, 1,
-             arrange=redirect_elsewhere("PUT", "/api/token"),
-             stderr=("redirect (HTTP 302)",), check=other_never_contacted),
+    Scenario("redirect on the token PUT: refused like any token refusal (exit 3)", 3,
+             NOTHING_WRITTEN, 1, arrange=redirect_elsewhere("PUT", "/api/token"),
+             stderr=("redirected (HTTP 302)", TOKEN_HINT), check=other_never_contacted),
     # --- HTTP oddities ------------------------------------------------------------------------
     Scenario("HTTP/1.0 answers with Connection: close", 0, BOTH_NEW, DEFAULT_REQUESTS,
              arrange=faults(fault("*", method="*", http10=True))),

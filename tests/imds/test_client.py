@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import socket
 from typing import List
 
 import pytest
 from pytest_httpserver import HTTPServer
 
+from imdsrender.imds import client as client_module
 from imdsrender.imds.client import ImdsClient, ImdsConfigError
 from imdsrender.imds.policy import RetryPolicy
+from imdsrender.imds.token import TOKEN_REFUSED_HINT
 from imdsrender.imds.wire import IPV4_ENDPOINT
 from imdsrender.model import ImdsSettings
 from imdsrender.source import NotFound, SourceError, SourceUnavailable
@@ -301,3 +304,94 @@ def test_429_halves_the_concurrency(httpserver: HTTPServer, fake_time: FakeTime)
     assert client.limit.limit == 8
     assert client.get("/meta-data/a") == b"ok"
     assert client.limit.limit == 4
+
+
+def refused_client(fake_time: FakeTime, **settings: object) -> ImdsClient:
+    """A client of a port nobody listens on: every attempt is refused at once."""
+    return ImdsClient(ImdsSettings(**settings), endpoint=f"http://127.0.0.1:{free_port()}",  # type: ignore[arg-type]
+                      environ={}, clock=fake_time.clock, wall=fake_time.wall,
+                      sleep=fake_time.sleep, rand=lambda: 1.0)
+
+
+def test_a_dead_imds_at_boot_logs_the_first_failure_summaries_and_the_outcome(
+        fake_time: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="imdsrender.imds")
+    client = refused_client(fake_time, boot_wait=60.0)
+    with pytest.raises(SourceUnavailable):
+        client.wait_until_ready()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("imdsrender.imds")]
+    assert len(fake_time.sleeps) > 20  # many attempts ...
+    assert sum("not answering yet" in line for line in lines) == 1  # ... one line for the first
+    assert 4 <= sum("still not answering" in line for line in lines) <= 6  # one per ~10 s
+    assert "did not answer within 60" in lines[-1]
+    assert len(lines) <= 8
+
+
+def test_imds_coming_up_after_a_wait_logs_the_outcome(
+        httpserver: HTTPServer, fake_time: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
+    expect_token(httpserver)
+    client = make_client(httpserver, fake_time)
+    real = client._attempt
+    refused = [True] * 5  # the token request's 4 attempts, then one more
+
+    def attempt(*args: object, **kwargs: object) -> object:
+        if refused:
+            refused.pop()
+            raise client_module._Retryable("connection failed: refused", connect=True)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    client._attempt = attempt  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, logger="imdsrender.imds")
+    client.wait_until_ready()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("imdsrender.imds")]
+    assert len(lines) == 2 and "not answering yet" in lines[0]
+    assert "IMDS answered after" in lines[1]
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirected_token_request_is_refused_like_any_other_exit_3(
+        httpserver: HTTPServer, fake_time: FakeTime, status: int) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(
+        "", status=status, headers={"Location": "http://127.0.0.1:9/latest/api/token"})
+    with pytest.raises(SourceUnavailable, match=f"redirected \\(HTTP {status}\\)") as info:
+        make_client(httpserver, fake_time).wait_until_ready()
+    assert info.value.exit_code == 3 and info.value.hint == TOKEN_REFUSED_HINT
+
+
+def test_a_token_request_answered_500_says_it_answered(httpserver: HTTPServer,
+                                                       fake_time: FakeTime) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(
+        "", status=500)
+    with pytest.raises(SourceUnavailable) as info:
+        make_client(httpserver, fake_time, retries=3).wait_until_ready()
+    assert info.value.what == "IMDS answered HTTP 500 to the token request 4 times"
+    assert info.value.hint == TOKEN_REFUSED_HINT and info.value.exit_code == 3
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == 4
+
+
+def test_persistent_503_counts_the_attempts_it_made(httpserver: HTTPServer,
+                                                   fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("", status=503)
+    with pytest.raises(SourceError) as info:
+        make_client(httpserver, fake_time, retries=1).get("/meta-data/a")
+    assert info.value.what == "gave up after 2 attempts (HTTP 503)"
+
+
+def test_no_request_outlives_the_run_deadline(httpserver: HTTPServer,
+                                             fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/meta-data/a").respond_with_data("1")
+    client = make_client(httpserver, fake_time, run_timeout=5.0)
+    assert client.get("/meta-data/a") == b"1"
+    fake_time.now += 3600  # no run begun: only per-request deadlines apply
+    assert client.get("/meta-data/a") == b"1"
+    client.begin_run()
+    fake_time.now += 6  # the run's 5 s are gone: the request is not even sent
+    sent = len(httpserver.log)
+    with pytest.raises(SourceError, match=r"not sent \(the run's deadline had passed\); "
+                                          "the whole run took longer than imds.run_timeout"):
+        client.get("/meta-data/a")
+    assert len(httpserver.log) == sent
+    client.begin_run()  # the next poll starts a new run
+    assert client.get("/meta-data/a") == b"1"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from imdsrender.imds.policy import RetryPolicy, parse_retry_after
+from imdsrender.imds.policy import RetryPolicy, giving_up_because, parse_retry_after, run_deadline
 from imdsrender.model import ImdsSettings
 
 
@@ -48,3 +50,26 @@ def test_from_settings_gives_every_attempt_its_timeout() -> None:
     assert RetryPolicy.from_settings(ImdsSettings(retries=1, timeout=1.0)).deadline == 10.0
     policy = RetryPolicy.from_settings(ImdsSettings(retries=4, timeout=3.0))
     assert (policy.retries, policy.deadline) == (4, 15.0)
+
+
+def test_a_5000_digit_retry_after_means_forever_not_a_crash() -> None:
+    assert parse_retry_after("9" * 5000, now=0.0) == math.inf
+    assert RetryPolicy().wait("9" * 5000, 0.0, lambda: 1.0) == RetryPolicy.retry_after_cap
+
+
+@pytest.mark.parametrize("exhausted, advised, left, ending", [
+    (True, 120.0, 1.0, ""),  # out of retries: the count says it all
+    (False, 120.0, 4.0, "Retry-After 120s exceeds the deadline"),
+    (False, math.inf, 4.0, "Retry-After (too large to read) exceeds the deadline"),
+    (False, 1.0, 4.0, "deadline reached"),  # the back-off or a slow answer ran out the time
+    (False, None, 0.5, "deadline reached"),
+])
+def test_giving_up_says_why(exhausted: bool, advised: float | None, left: float,
+                            ending: str) -> None:
+    assert giving_up_because(exhausted, advised, left) == ending
+
+
+def test_run_deadline_is_the_setting_else_derived_from_the_others() -> None:
+    assert run_deadline(ImdsSettings(run_timeout=30.0)) == 30.0
+    derived = ImdsSettings(boot_wait=60.0, timeout=1.0, retries=3)
+    assert run_deadline(derived) == 60.0 + 6 * RetryPolicy.from_settings(derived).deadline

@@ -89,3 +89,22 @@ def test_token_answers() -> None:
         read_token_answer(200, b"to ken", {}, **answer)
     fallback = dict(answer, allow_imdsv1=True)
     assert read_token_answer(405, b"", {}, **fallback) == (None, float("inf"))
+
+
+class NoLock:
+    """A lock that must not be taken: the fresh-token path is lock-free."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("the lock was taken for a fresh token")
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_fresh_token_is_read_without_the_lock() -> None:
+    clock = Clock()
+    manager = TokenManager(lambda: ("t1", 300.0), clock)
+    assert manager.get() == "t1"  # the first fetch takes the lock
+    manager._lock = NoLock()  # type: ignore[assignment]
+    for _ in range(3):
+        assert manager.get() == "t1"

@@ -86,9 +86,41 @@ def run_with_rss(command: Sequence[str]) -> Tuple[Result, int]:
     return Result(seconds, int(code), done.stderr.decode("utf-8", "replace")), int(rss)
 
 
-def onetime(confdir: str, endpoint: str, *extra: str) -> List[str]:
-    return [*imdsrender_command(), "--onetime", "--confdir", confdir, "--endpoint", endpoint,
-            "--log-level", "warning", *extra]
+@dataclass(frozen=True)
+class Usage:
+    """One finished command measured by the kernel: wall, the child's own CPU, peak RSS."""
+
+    seconds: float
+    cpu: float        # user + sys seconds of the command's process (its children too)
+    rss_kib: int
+    code: int
+    stderr: str
+
+
+def spawn(command: Sequence[str], env: Dict[str, str]) -> Usage:
+    """Run *command* (absolute path first) and reap it with ``wait4``.
+
+    ``wait4`` returns the rusage of exactly that child, so the CPU figure is
+    imdsrender's own, not the emulator's (a thread of this process) nor a
+    wrapper's.
+    """
+    with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        actions = [(os.POSIX_SPAWN_DUP2, null.fileno(), 1),
+                   (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
+        pid = os.posix_spawn(command[0], list(command), env, file_actions=actions)
+        _, status, usage = os.wait4(pid, 0)
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    return Usage(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+                 os.waitstatus_to_exitcode(status), stderr)
+
+
+def onetime(confdir: str, endpoint: str, *extra: str,
+            cli: Optional[Sequence[str]] = None) -> List[str]:
+    return [*(imdsrender_command() if cli is None else cli), "--onetime", "--confdir", confdir,
+            "--endpoint", endpoint, "--log-level", "warning", *extra]
 
 
 def median(values: Sequence[float]) -> float:
@@ -125,14 +157,20 @@ def wire(emulator: Emulator) -> Wire:
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+\s+\|\s+(\d+)\s+\|\s+(\s*)(\S+)\s*$")
 
 
-def imported_modules(args: Sequence[str]) -> Dict[str, int]:
-    """Top-level module -> cumulative import µs, from ``python -X importtime``."""
-    command = imdsrender_command()
-    if command[0] == sys.executable:
+def imported_modules(args: Sequence[str], *, python: str = sys.executable,
+                     cli: Optional[Sequence[str]] = None,
+                     env: Optional[Dict[str, str]] = None) -> Dict[str, int]:
+    """Module -> cumulative import µs, from ``python -X importtime``.
+
+    *python*, *cli* and *env* select another installation (bench/installed.py);
+    by default the console script next to this interpreter.
+    """
+    command = list(cli) if cli is not None else imdsrender_command()
+    if command[0] == python:
         command = command[1:]
-    done = subprocess.run([sys.executable, "-X", "importtime", *command, *args],
+    done = subprocess.run([python, "-X", "importtime", *command, *args],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env=child_env(), check=False)
+                          env=env or child_env(), check=False)
     modules: Dict[str, int] = {}
     for line in done.stderr.decode("utf-8", "replace").splitlines():
         match = _IMPORT_LINE.match(line)

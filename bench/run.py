@@ -10,7 +10,11 @@ Sections (each a table of medians, with ratios to the bound it is judged by):
 3. start-up of ``--version``, ``check`` and ``--onetime`` against the import
    floor ``python -c "import urllib3, jinja2, yaml"`` measured in the same run;
 4. scale: 1,000 resources x 300 shared keys, wall time and peak RSS;
-5. interval mode: requests per poll with a warm cache.
+5. interval mode: requests per poll with a warm cache;
+6. as installed (bench/asusers.py, also alone with ``--as-installed``): the
+   wheel in a fresh venv, byte-code compiled; start-up, the first and the
+   unchanged run, CPU per request, ``-X importtime`` per path and a cProfile
+   of the 300-tag run, judged against issue 16's budgets.
 
 Commands are interleaved run by run, so machine noise hits every command
 alike, and only medians are reported.
@@ -30,42 +34,22 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from imdsrender.emulator import Emulator
 
-from . import measure
+from . import asusers, installed, measure
 from .measure import FLOOR, median
-from .workloads import Built, Workload, materialise, request_workloads, scale, seed_instance
+from .tables import Table
+from .workloads import (
+    Built,
+    Workload,
+    materialise,
+    request_workloads,
+    scale,
+    seed_instance,
+    tag_directory,
+)
 
 LATENCIES = (0.0, 1.0, 10.0, 50.0)
 DEFAULT_CONCURRENCY = 8  # imdsrender's default (Settings.concurrency)
 WIDE_CONCURRENCY = (16, 64)  # extra rows: what a wider --concurrency buys
-
-
-# --- tables -------------------------------------------------------------------
-
-@dataclass
-class Table:
-    title: str
-    header: Tuple[str, ...]
-    rows: List[Tuple[str, ...]] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        widths = [max(len(str(c)) for c in column) for column in zip(self.header, *self.rows)]
-        lines = [f"== {self.title}",
-                 "  ".join(h.ljust(w) for h, w in zip(self.header, widths)),
-                 "  ".join("-" * w for w in widths)]
-        lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in self.rows]
-        lines += [f"  {note}" for note in self.notes]
-        return "\n".join(lines)
-
-    def markdown(self) -> str:
-        lines = [f"### {self.title}", "",
-                 "| " + " | ".join(self.header) + " |",
-                 "|" + "|".join("---" for _ in self.header) + "|"]
-        lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-                  for row in self.rows]
-        if self.notes:
-            lines += [""] + [f"- {note}" for note in self.notes]
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -234,7 +218,8 @@ def startup_table(seed: Case, runs: int, log: Callable[[str], None]
         "imdsrender --version": measure.heavy_imports(["--version"]),
         "imdsrender check": measure.heavy_imports(["check", "--confdir", seed.built.confdir]),
     }
-    table = Table(f"Start-up (medians of {runs}, interleaved)",
+    table = Table(f"Start-up, editable install with its own byte-code cache (medians of {runs}, "
+                  "interleaved; the installed-wheel figures are the 'As installed' tables)",
                   ("command", "median ms", "min ms", "ratio to floor", "imports of "
                    "urllib3/jinja2/yaml"))
     for name in commands:
@@ -251,7 +236,8 @@ def import_profile(seed: Case, top: int = 12) -> Table:
                                         "--endpoint", seed.emulator.url,
                                         "--log-level", "warning"])
     biggest = sorted(modules.items(), key=lambda item: -item[1])[:top]
-    table = Table("Import profile of --onetime (one run, -X importtime, cumulative)",
+    table = Table("Import profile of --onetime, editable install (one run, -X importtime, "
+                  "cumulative)",
                   ("module", "cumulative ms"))
     table.rows += [(name, f"{micros / 1000:.1f}") for name, micros in biggest]
     return table
@@ -387,7 +373,7 @@ def machine() -> List[str]:
     return [f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
             f"machine: {platform.machine()}, {os.cpu_count()} CPUs (nproc), "
             f"{platform.system()} {platform.release()}",
-            f"python: {platform.python_version()} ({sys.executable})",
+            f"python: {platform.python_version()} ({platform.python_implementation()})",
             f"urllib3 {urllib3.__version__}, Jinja2 {jinja2.__version__}, "
             f"PyYAML {yaml.__version__} (C loader: {'yes' if yaml.__with_libyaml__ else 'no'})"]
 
@@ -399,6 +385,15 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=9, help="runs per start-up figure")
     parser.add_argument("--latency-runs", type=int, default=7, help="runs per latency figure")
     parser.add_argument("--scale-runs", type=int, default=5, help="runs of the scale workload")
+    parser.add_argument("--as-installed", action="store_true",
+                        help="only the requests and the installed-wheel section (start-up, "
+                             "first and unchanged run, CPU per request, profiles)")
+    parser.add_argument("--user-runs", type=int, default=15,
+                        help="interleaved rounds of the installed-wheel section")
+    parser.add_argument("--import-runs", type=int, default=5,
+                        help="-X importtime runs per path (medians)")
+    parser.add_argument("--profile-out", metavar="FILE",
+                        help="keep the cProfile stats of the 300-tag run (pstats format)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     return parser.parse_args(argv)
 
@@ -417,7 +412,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             requests, requests_ok = requests_table(cases)
             tables.append(requests)
             print(requests.text(), flush=True)
-            if not args.requests_only:
+            if args.as_installed or not args.requests_only:
+                tables += _as_installed(args, root, cases)
+            if not (args.requests_only or args.as_installed):
                 tables += _full(args, root, cases, requests_ok)
         finally:
             for case in cases:
@@ -433,6 +430,26 @@ def _start_cases(root: str) -> List[Case]:
         built = materialise(workload, os.path.join(root, f"w{i}"))
         cases.append(Case(workload, built, Emulator(dict(workload.fixture)).start()))
     return cases
+
+
+def _as_installed(args: argparse.Namespace, root: str, cases: List[Case]) -> List[Table]:
+    """The wheel installed in a fresh venv: start-up, runs, CPU per request, profiles."""
+    inst = installed.install(os.path.join(root, "installed"), _log)
+    seed, tags = cases[0], next(c for c in cases if c.workload.name.startswith("300-tag"))
+    small = tag_directory(0)  # the same template on the default instance's 3 tags
+    built = materialise(small, os.path.join(root, "baseline"))
+    with Emulator(dict(small.fixture)) as emulator:
+        expected = {asusers.FIRST: seed.workload.expectation().requests,
+                    asusers.TAGS: tags.workload.expectation().requests,
+                    asusers.BASELINE: small.expectation().requests}
+        tables = asusers.section(inst, asusers.Site(seed.built, seed.emulator),
+                                 asusers.Site(tags.built, tags.emulator),
+                                 asusers.Site(built, emulator), expected,
+                                 args.user_runs, args.import_runs,
+                                 args.profile_out or os.path.join(root, "tags.prof"), _log)
+    for table in tables:
+        print("\n" + table.text(), flush=True)
+    return tables
 
 
 def _full(args: argparse.Namespace, root: str, cases: List[Case], requests_ok: bool
@@ -457,7 +474,11 @@ def _full(args: argparse.Namespace, root: str, cases: List[Case], requests_ok: b
 
 
 def _write_markdown(path: str, tables: Sequence[Table], argv: Optional[Sequence[str]]) -> None:
-    shown = " ".join(argv if argv is not None else sys.argv[1:])
+    given = list(argv if argv is not None else sys.argv[1:])
+    for i, word in enumerate(given[:-1]):  # file names are machine paths: not committed
+        if word in ("--markdown", "--profile-out"):
+            given[i + 1] = "FILE"
+    shown = " ".join(given)
     lines = ["# imdsrender benchmark results", "",
              f"Generated by `python -m bench {shown}`.", ""]
     lines += [f"- {item}" for item in machine()]

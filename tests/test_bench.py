@@ -86,3 +86,30 @@ def test_the_module_entry_point_runs() -> None:
                           capture_output=True, text=True, env=dict(os.environ), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Requests per run vs the theoretical minimum" in done.stdout
+
+
+def test_spawn_reports_the_childs_own_cpu_and_exit_code() -> None:
+    """CPU per request rests on wait4 counting the child's CPU, not the caller's."""
+    from bench.measure import spawn
+
+    burn = "import sys, time\nend = time.process_time() + 0.2\n" \
+           "while time.process_time() < end: pass\nsys.stderr.write('bye')\nsys.exit(3)"
+    usage = spawn([sys.executable, "-c", burn], dict(os.environ))
+    assert usage.code == 3
+    assert usage.stderr == "bye"
+    assert usage.cpu >= 0.2
+    idle = spawn([sys.executable, "-c", "import time; time.sleep(0.3)"], dict(os.environ))
+    assert idle.code == 0 and idle.cpu < 0.2 <= idle.seconds
+
+
+def test_installed_runs_use_only_install_time_byte_code(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A byte-code prefix would make Python ignore the installed __pycache__."""
+    from bench.installed import Installation
+
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", "/tmp/elsewhere")
+    monkeypatch.setenv("IMDS_ENDPOINT", "http://169.254.169.254")
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    env = Installation("/nowhere").env()
+    assert "PYTHONPYCACHEPREFIX" not in env and "IMDS_ENDPOINT" not in env
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"

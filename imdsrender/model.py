@@ -67,6 +67,7 @@ class Settings:
     imds: ImdsSettings = field(default_factory=ImdsSettings)
     cache_ttl: float = 60.0
     concurrency: int = FetchLimits.concurrency
+    state_dir: Optional[str] = None  # None: /var/lib/imdsrender (imdsrender.state)
 
     def fetch_limits(self) -> FetchLimits:
         """The caps every fetch of a run uses (run, get and snapshot alike)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...errors import UsageError
-from ..pipeline import load_job, run_once
+from ..pipeline import load_job
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,9 +19,10 @@ def run(args: argparse.Namespace) -> int:
 
     recorder = from_flags(args.metrics_addr, args.metrics_textfile,
                           interval=args.interval is not None)
-    job = load_job(args)
     if args.onetime:
-        return run_once(job, recorder)
+        from ..remember import run_onetime
+
+        return run_onetime(args, recorder)
     from ..interval import run_interval
 
-    return run_interval(job, args, recorder)
+    return run_interval(load_job(args), args, recorder)

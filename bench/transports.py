@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from imdsrender.client import ImdsClient
 from imdsrender.emulator import Emulator
 from imdsrender.fixture import default_fixture
+from imdsrender.imds.client import ImdsClient
 from imdsrender.imds.wire import TOKEN_HEADER
 from imdsrender.model import ImdsSettings
 

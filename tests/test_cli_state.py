@@ -65,6 +65,7 @@ def test_an_unchanged_run_imports_neither_jinja2_nor_yaml_and_writes_nothing(
     second = run(seeded, emulator, tmp_path / "state")
     assert second.code == 0, second.stderr
     assert second.modules & HEAVY == set()
+    assert "imdsrender.metrics" not in first.modules | second.modules  # no metrics flag
     assert "imdsrender.cli.remember" in second.modules  # the probe did take the state path
     assert second.requests == first.requests  # the same plan, fetched once
     after = os.stat(seeded.dest("id"))

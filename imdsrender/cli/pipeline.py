@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import Error
 from . import EXIT_FAILED, EXIT_OK
@@ -187,14 +187,16 @@ def exit_code(outcomes: Sequence[Outcome]) -> int:
 def run_once(job: Job, recorder: Optional[Recorder] = None,
              memory: Optional[Memory] = None) -> int:
     """One pass; the recorder hears of it even when it fails (the textfile is written)."""
-    from ..metrics import Recorder
-
-    chosen = recorder or Recorder()
 
     def one_pass() -> List[Outcome]:
-        return write_pass(job, fetch_snapshot(job, open_source(job, observer=chosen)), memory)
+        return write_pass(job, fetch_snapshot(job, open_source(job, observer=recorder)), memory)
 
-    return exit_code(chosen.run_pass(one_pass))
+    return exit_code(recorded(recorder, one_pass))
+
+
+def recorded(recorder: Optional[Recorder], one_pass: Callable[[], List[Outcome]]) -> List[Outcome]:
+    """Run *one_pass* through the recorder; without one, metrics are never imported."""
+    return list(recorder.run_pass(one_pass)) if recorder is not None else one_pass()
 
 
 def write_pass(job: Job, snapshot: Snapshot, memory: Optional[Memory] = None) -> List[Outcome]:

@@ -23,6 +23,7 @@ from .pipeline import (
     fetch_snapshot,
     load_job,
     open_source,
+    recorded,
     run_once,
     settings_from,
     settings_path,
@@ -124,7 +125,7 @@ def _reload_owed(outcome: Outcome, was_owed: bool) -> bool:
     return was_owed
 
 
-def run_onetime(args: argparse.Namespace, recorder: Recorder) -> int:
+def run_onetime(args: argparse.Namespace, recorder: Optional[Recorder]) -> int:
     """``--onetime``: skip loading and rendering when nothing changed since the last run."""
     memory = None if args.noop or args.data else Memory(args)
     cached = memory.cached_job(args) if memory is not None else None
@@ -140,4 +141,4 @@ def run_onetime(args: argparse.Namespace, recorder: Recorder) -> int:
             return [Outcome(r.dest, UNCHANGED) for r in cached.resources]
         return write_pass(load_job(args), snapshot, remembered)
 
-    return exit_code(recorder.run_pass(one_pass))
+    return exit_code(recorded(recorder, one_pass))

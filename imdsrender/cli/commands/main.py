@@ -15,6 +15,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.onetime and args.interval is None:
         raise UsageError("", "choose a mode: --onetime or --interval DURATION",
                          "see 'imdsrender --help'")
+    if args.onetime and args.metrics_addr is None and args.metrics_textfile is None:
+        from ..remember import run_onetime
+
+        return run_onetime(args, None)  # no metrics flag: the metrics package is not loaded
     from ...metrics import from_flags
 
     recorder = from_flags(args.metrics_addr, args.metrics_textfile,

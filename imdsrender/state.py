@@ -153,6 +153,7 @@ def resource_from_data(data: Mapping[str, Any]) -> Resource:
 def load(path: str) -> Optional[Record]:
     """The record at *path*, or None (with one debug line) when it cannot be trusted."""
     try:
+        _check_private(os.path.dirname(path))
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         log.debug("state: no state file at %s", path)
@@ -205,6 +206,11 @@ def _private_dir(directory: str) -> None:
     """Create the leaf 0700 if missing; refuse a directory others own or can write."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(directory, 0o700)
+    _check_private(directory)
+
+
+def _check_private(directory: str) -> None:
+    """Raise unless *directory* is a real directory of ours that no one else can write."""
     st = os.lstat(directory)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise PermissionError(f"{directory} is not a directory only we can write")

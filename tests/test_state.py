@@ -48,3 +48,11 @@ def test_a_record_with_unknown_fields_is_ignored(tmp_path: Path) -> None:
     save(str(path), record())
     path.write_text(path.read_text().replace('"clean"', '"surprise"'))
     assert load(str(path)) is None
+
+
+def test_a_record_in_a_directory_others_can_write_is_not_read(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    save(str(state_dir / "run.json"), record())
+    assert load(str(state_dir / "run.json")) is not None
+    state_dir.chmod(0o775)  # a group member could have swapped the file in
+    assert load(str(state_dir / "run.json")) is None

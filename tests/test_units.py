@@ -208,12 +208,3 @@ def test_app_dropin_example_orders_after_boot_unit() -> None:
     assert set(unit) == {"Unit"}
     assert words(unit, "Unit", "After") == ["imdsrender.service"]
     assert words(unit, "Unit", "Wants") == ["imdsrender.service"]
-
-
-@pytest.mark.parametrize("name", ["imdsrender.service", "imdsrender-refresh.service"])
-def test_onetime_units_own_a_private_state_directory(units: Dict[str, Unit], name: str) -> None:
-    """The run state (imdsrender.state.DEFAULT_STATE_DIR) lives where the unit makes it."""
-    from imdsrender.state import DEFAULT_STATE_DIR
-
-    assert "/var/lib/" + one(units[name], "Service", "StateDirectory") == DEFAULT_STATE_DIR
-    assert one(units[name], "Service", "StateDirectoryMode") == "0700"

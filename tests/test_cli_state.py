@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Set
+from typing import Any, Callable, Dict, List, NamedTuple, Set, Tuple
 
 import pytest
 
@@ -156,11 +156,7 @@ def test_state_baked_into_an_image_still_renders_on_first_boot(
 def test_a_state_file_that_cannot_be_trusted_is_ignored(seeded: ConfDir, emulator: Emulator,
                                                         tmp_path: Path, damage: str) -> None:
     state_dir = tmp_path / "state"
-    assert run(seeded, emulator, state_dir).code == 0
-    (path,) = state_dir.iterdir()
-    seeded.dest("id").write_text("edited by hand\n")
-    record = json.loads(path.read_text())
-    record["record"]["dests"][str(seeded.dest("id"))] = _stamp_of(seeded.dest("id"))
+    path, record = _hand_edit_recorded(seeded, emulator, state_dir)
     if damage == "corrupt":
         path.write_text("{not json")
     elif damage == "foreign-version":
@@ -183,21 +179,22 @@ def test_an_honest_forged_record_would_be_trusted(seeded: ConfDir, emulator: Emu
                                                   tmp_path: Path) -> None:
     """The control for the test above: the same edit, recorded properly, is believed."""
     state_dir = tmp_path / "state"
-    assert run(seeded, emulator, state_dir).code == 0
-    (path,) = state_dir.iterdir()
-    seeded.dest("id").write_text("edited by hand\n")
-    record = json.loads(path.read_text())
-    record["record"]["dests"][str(seeded.dest("id"))] = _stamp_of(seeded.dest("id"))
+    path, record = _hand_edit_recorded(seeded, emulator, state_dir)
     path.write_text(json.dumps(record))
     assert not run(seeded, emulator, state_dir).rendered
 
 
-def _stamp_of(path: Path) -> List[object]:
+def _hand_edit_recorded(seeded: ConfDir, emulator: Emulator,
+                        state_dir: Path) -> Tuple[Path, Dict[str, Any]]:
+    """After a first run, edit a dest and return a state record forged to match the edit."""
     from imdsrender.state import dest_stamp
 
-    stamp = dest_stamp(str(path))
-    assert stamp is not None
-    return stamp
+    assert run(seeded, emulator, state_dir).code == 0
+    (path,) = state_dir.iterdir()
+    seeded.dest("id").write_text("edited by hand\n")
+    record = json.loads(path.read_text())
+    record["record"]["dests"][str(seeded.dest("id"))] = dest_stamp(str(seeded.dest("id")))
+    return path, record
 
 
 @pytest.mark.parametrize("flag", ["--noop", "--data"])

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import __version__
@@ -184,6 +183,8 @@ def load(path: str) -> Optional[Record]:
 
 def save(path: str, record: Record) -> None:
     """Write *record* atomically, 0600, into a directory only we can write; never raises."""
+    import tempfile  # only when saving: it pulls shutil, random and the compressors
+
     directory = os.path.dirname(path)
     try:
         _private_dir(directory)

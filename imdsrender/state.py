@@ -30,7 +30,6 @@ from .model import ImdsSettings, Resource, Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE_DIR = "/var/lib/imdsrender"  # StateDirectory=imdsrender in the units
 FORMAT = 1
 # Files outside the confdir that loading reads: owner/group names resolve through them.
 _SYSTEM_FILES = ("/etc/passwd", "/etc/group")

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Set, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 import pytest
 
@@ -34,14 +34,15 @@ class Run(NamedTuple):
         return "jinja2" in self.modules
 
 
-def run(confdir: ConfDir, emulator: Emulator, state_dir: Path, *extra: str) -> Run:
+def run(confdir: ConfDir, emulator: Emulator, state_dir: Optional[Path], *extra: str) -> Run:
     """``imdsrender --onetime`` in a fresh interpreter; the modules it imported, its requests."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "IMDS_")) and not k.lower().endswith("_proxy")}
     env["IMDS_ENDPOINT"] = SAFE_ENDPOINT
     emulator.reset_counters()
+    flag = [] if state_dir is None else ["--state-dir", str(state_dir)]
     done = subprocess.run([sys.executable, "-c", PROBE, "--onetime", *confdir.flags(emulator),
-                           "--state-dir", str(state_dir), *extra],
+                           *flag, *extra],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     modules = set(json.loads(done.stdout.strip().splitlines()[-1]))
     return Run(done.returncode, modules, emulator.count(), done.stderr)
@@ -229,3 +230,15 @@ def test_a_failed_reload_is_retried_until_it_succeeds(confdir: ConfDir, emulator
     done = run(confdir, emulator, state_dir)
     assert done.code == 0 and not done.rendered
     assert log.read_text().count("reload") == 3  # owed no longer
+
+
+def test_the_state_dir_setting_keeps_owed_reloads(confdir: ConfDir, emulator: Emulator,
+                                                  tmp_path: Path) -> None:
+    log = tmp_path / "reloads"
+    confdir.resource("id.j2", '{{ getv("/meta-data/instance-id") }}\n',
+                     reload_cmd=f"echo reload >> {log}; test -e {tmp_path / 'never'}")
+    (confdir.path_obj / "imdsrender.yaml").write_text(f"state_dir: {tmp_path / 'kept'}\n")
+    assert run(confdir, emulator, None).code == 1
+    assert len(list((tmp_path / "kept").iterdir())) == 1
+    assert run(confdir, emulator, None).code == 1
+    assert log.read_text().count("reload") == 2  # retried from the record kept there

@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING, List, Optional
 
 from .. import state
-from ..model import FAILED, RELOAD, UNCHANGED, Outcome, Resource
+from ..model import DEFAULT_STATE_DIR, FAILED, RELOAD, UNCHANGED, Outcome, Resource
 from .pipeline import (
     Job,
     exit_code,
@@ -50,11 +50,11 @@ class Memory:
 
     def _path(self, state_dir: Optional[str]) -> Optional[str]:
         """The state file in *state_dir*; the default dir only if it exists (the units make it)."""
-        if state_dir is None:
-            if not os.path.isdir(state.DEFAULT_STATE_DIR):
-                log.debug("state: no %s; runs are not remembered", state.DEFAULT_STATE_DIR)
+        if state_dir is None or state_dir == DEFAULT_STATE_DIR:
+            if not os.path.isdir(DEFAULT_STATE_DIR):
+                log.debug("state: no %s; runs are not remembered", DEFAULT_STATE_DIR)
                 return None
-            state_dir = state.DEFAULT_STATE_DIR
+            state_dir = DEFAULT_STATE_DIR
         return state.state_file(state_dir, self.confdir, self.settings_path)
 
     def cached_job(self, args: argparse.Namespace) -> Optional[Job]:
@@ -80,11 +80,13 @@ class Memory:
 
     def after(self, job: Job, snapshot: Snapshot, outcomes: List[Outcome]) -> List[Outcome]:
         """Retry the reloads still owed, then record this run for the next one."""
+        if job.file_settings is not None and self.flag_dir is None:  # state_dir setting
+            path = self._path(job.file_settings.state_dir)
+            if path != self.path:
+                self.path, self.record = path, state.load(path) if path else None
         owed = set(self.record.pending) if self.record else set()
         outcomes = [_retry(resource, outcome) if outcome.dest in owed else outcome
                     for resource, outcome in zip(job.resources, outcomes)]
-        if job.file_settings is not None and self.flag_dir is None:
-            self.path = self._path(job.file_settings.state_dir)
         if self.path is None or job.file_settings is None:
             return outcomes
         pending = [o.dest for o in outcomes if _reload_owed(o, o.dest in owed)]

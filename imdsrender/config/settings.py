@@ -47,7 +47,7 @@ def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
         concurrency=doc.integer(fields["concurrency"], "concurrency", 1, MAX_CONCURRENCY)
         if "concurrency" in fields else Settings.concurrency,
         state_dir=doc.string(fields["state_dir"], "state_dir")
-        if "state_dir" in fields else None,
+        if "state_dir" in fields else Settings.state_dir,
     )
 
 

@@ -43,10 +43,13 @@ class Memory:
     def __init__(self, args: argparse.Namespace) -> None:
         self.flag_dir: Optional[str] = args.state_dir
         self.confdir, self.settings_path = args.confdir, settings_path(args)
-        # Stamped before anything is loaded: an edit during the run is seen next time.
-        self.stamps = state.confdir_stamps(self.confdir, self.settings_path)
         self.path = self._path(self.flag_dir)
         self.record = state.load(self.path) if self.path else None
+        # Stamped before anything is loaded, so an edit during the run is seen next
+        # time; without a state dir yet (a state_dir setting alone) there is no
+        # unchanged run to prepare, only owed reloads.
+        self.stamps = (state.confdir_stamps(self.confdir, self.settings_path)
+                       if self.path else None)
 
     def _path(self, state_dir: Optional[str]) -> Optional[str]:
         """The state file in *state_dir*; the default dir only if it exists (the units make it)."""

@@ -436,15 +436,19 @@ def _as_installed(args: argparse.Namespace, root: str, cases: List[Case]) -> Lis
     """The wheel installed in a fresh venv: start-up, runs, CPU per request, profiles."""
     inst = installed.install(os.path.join(root, "installed"), _log)
     seed, tags = cases[0], next(c for c in cases if c.workload.name.startswith("300-tag"))
+    confd = next(c for c in cases if c.workload.name.startswith("confd"))
     small = tag_directory(0)  # the same template on the default instance's 3 tags
     built = materialise(small, os.path.join(root, "baseline"))
     with Emulator(dict(small.fixture)) as emulator:
-        expected = {asusers.FIRST: seed.workload.expectation().requests,
+        seed_requests = seed.workload.expectation().requests
+        confd_requests = confd.workload.expectation().requests
+        expected = {asusers.FIRST: seed_requests, asusers.UNCHANGED: seed_requests,
+                    asusers.CONFD_FIRST: confd_requests, asusers.CONFD_UNCHANGED: confd_requests,
                     asusers.TAGS: tags.workload.expectation().requests,
                     asusers.BASELINE: small.expectation().requests}
-        tables = asusers.section(inst, asusers.Site(seed.built, seed.emulator),
-                                 asusers.Site(tags.built, tags.emulator),
-                                 asusers.Site(built, emulator), expected,
+        sites = (asusers.Site(seed.built, seed.emulator), asusers.Site(confd.built, confd.emulator),
+                 asusers.Site(tags.built, tags.emulator), asusers.Site(built, emulator))
+        tables = asusers.section(inst, sites, expected,
                                  args.user_runs, args.import_runs,
                                  args.profile_out or os.path.join(root, "tags.prof"), _log)
     for table in tables:

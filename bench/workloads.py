@@ -73,9 +73,15 @@ class Built:
     confdir: str
     out: str
 
+    @property
+    def state(self) -> str:
+        """The --state-dir of its runs (beside out/): what an unchanged run reads."""
+        return os.path.join(os.path.dirname(self.out), "state")
+
     def clean_outputs(self) -> None:
-        """Remove rendered files so the next run writes them again (as at boot)."""
+        """Remove rendered files and run state so the next run writes them again (as at boot)."""
         shutil.rmtree(self.out, ignore_errors=True)
+        shutil.rmtree(self.state, ignore_errors=True)
         os.makedirs(self.out)
 
 

@@ -13,6 +13,7 @@ from typing import Optional, Tuple
 from .errors import Error
 
 MiB = 1024 * 1024
+DEFAULT_STATE_DIR = "/var/lib/imdsrender"  # StateDirectory=imdsrender in the units
 MAX_CONCURRENCY = 256  # IMDS throttles long before; urllib3 sizes its pool up front
 
 # What happened to one resource (outcome.status); metrics and logs use these.
@@ -72,6 +73,7 @@ class Settings:
     imds: ImdsSettings = field(default_factory=ImdsSettings)
     cache_ttl: float = 60.0
     concurrency: int = FetchLimits.concurrency
+    state_dir: str = DEFAULT_STATE_DIR  # see imdsrender.state
 
     def fetch_limits(self) -> FetchLimits:
         """The caps every fetch of a run uses (run, get and snapshot alike)."""

@@ -132,6 +132,9 @@ def _main_flags(parser: argparse.ArgumentParser) -> None:
                         help="interval mode: how long fetched values are reused (default 60s)")
     parser.add_argument("--metrics-addr", metavar="HOST:PORT",
                         help="interval mode: serve /metrics, /health, /ready")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="where runs remember what they rendered and reloads still "
+                        "owed (default /var/lib/imdsrender, used when it exists)")
     parser.add_argument("--metrics-textfile", metavar="PATH",
                         help="write metrics in the text format at the end of the run")
 

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import Error
 from . import EXIT_FAILED, EXIT_OK
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..metrics import Recorder
     from ..model import Outcome, Resource, Settings
     from ..source import Source
+    from .remember import Memory
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Job:
     noop: bool = False
     endpoint: Optional[str] = None  # --endpoint, which beats the environment
     data: Optional[str] = None  # --data FILE: a fixture instead of IMDS
+    file_settings: Optional[Settings] = None  # before flags: what run state records
 
 
 def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Job:
@@ -46,7 +48,8 @@ def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Jo
     from ..config import load_resources
     from ..render import check_templates, make_environment
 
-    settings = settings_from(args)
+    base = file_settings(args)
+    settings = settings_from(args, base)
     resources = load_resources(args.confdir, dest_root=dest_root)
     if not resources:
         log.warning("no template resources in %s", os.path.join(args.confdir, "conf.d"))
@@ -54,7 +57,8 @@ def load_job(args: argparse.Namespace, *, dest_root: Optional[str] = None) -> Jo
     env = make_environment(templates_dir)
     check_templates(env, resources)  # a bad filter is exit 2 before anything is fetched
     return Job(settings, resources, templates_dir, env=env,
-               noop=bool(getattr(args, "noop", False)), endpoint=args.endpoint, data=args.data)
+               noop=bool(getattr(args, "noop", False)), endpoint=args.endpoint, data=args.data,
+               file_settings=base)
 
 
 def bare_job(args: argparse.Namespace) -> Job:
@@ -62,12 +66,20 @@ def bare_job(args: argparse.Namespace) -> Job:
     return Job(settings_from(args), (), "", endpoint=args.endpoint, data=args.data)
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The settings file with the flags applied on top: a flag wins."""
+def settings_path(args: argparse.Namespace) -> str:
+    return str(args.config or os.path.join(args.confdir, "imdsrender.yaml"))
+
+
+def file_settings(args: argparse.Namespace) -> Settings:
+    """The settings file alone (defaults when there is none)."""
     from ..config import load_settings
 
-    path = args.config or os.path.join(args.confdir, "imdsrender.yaml")
-    settings = load_settings(path, required=bool(args.config))
+    return load_settings(settings_path(args), required=bool(args.config))
+
+
+def settings_from(args: argparse.Namespace, base: Optional[Settings] = None) -> Settings:
+    """The settings file (or *base*, read before) with the flags applied on top: a flag wins."""
+    settings = file_settings(args) if base is None else base
     imds = {flag: getattr(args, flag) for flag in ("timeout", "boot_wait")
             if getattr(args, flag, None) is not None}
     top: Dict[str, Any] = {"imds": dataclasses.replace(settings.imds, **imds)}
@@ -178,16 +190,25 @@ def exit_code(outcomes: Sequence[Outcome]) -> int:
     return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
 
 
-def run_once(job: Job, recorder: Optional[Recorder] = None) -> int:
+def run_once(job: Job, recorder: Optional[Recorder] = None,
+             memory: Optional[Memory] = None) -> int:
     """One pass; the recorder hears of it even when it fails (the textfile is written)."""
-    from ..metrics import Recorder
-    from .lock import run_lock
-
-    chosen = recorder or Recorder()
 
     def one_pass() -> List[Outcome]:
-        snapshot = fetch_snapshot(job, open_source(job, observer=chosen))
-        with run_lock(job):
-            return render_and_write(job, snapshot)
+        return write_pass(job, fetch_snapshot(job, open_source(job, observer=recorder)), memory)
 
-    return exit_code(chosen.run_pass(one_pass))
+    return exit_code(recorded(recorder, one_pass))
+
+
+def recorded(recorder: Optional[Recorder], one_pass: Callable[[], List[Outcome]]) -> List[Outcome]:
+    """Run *one_pass* through the recorder; without one, metrics are never imported."""
+    return list(recorder.run_pass(one_pass)) if recorder is not None else one_pass()
+
+
+def write_pass(job: Job, snapshot: Snapshot, memory: Optional[Memory] = None) -> List[Outcome]:
+    """Render and write under the run lock; *memory* retries owed reloads and records the run."""
+    from .lock import run_lock
+
+    with run_lock(job):
+        outcomes = render_and_write(job, snapshot)
+        return memory.after(job, snapshot, outcomes) if memory is not None else outcomes

@@ -16,7 +16,7 @@ from .yamldoc import Doc, compose
 
 log = logging.getLogger(__name__)
 
-_SETTINGS_FIELDS = ("imds", "cache_ttl", "concurrency")
+_SETTINGS_FIELDS = ("imds", "cache_ttl", "concurrency", "state_dir")
 _IMDS_FIELDS = ("endpoint", "endpoint_mode", "token_ttl", "timeout", "retries",
                 "boot_wait", "run_timeout", "allow_imdsv1", "max_listing_entries", "max_requests")
 
@@ -46,6 +46,8 @@ def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
         if "cache_ttl" in fields else Settings.cache_ttl,
         concurrency=doc.integer(fields["concurrency"], "concurrency", 1, MAX_CONCURRENCY)
         if "concurrency" in fields else Settings.concurrency,
+        state_dir=doc.string(fields["state_dir"], "state_dir")
+        if "state_dir" in fields else Settings.state_dir,
     )
 
 

@@ -137,8 +137,8 @@ def sync(resource: Resource, content: bytes, *, sensitive: bool = False, noop: b
     -> rename -> fsync the directory -> reload_cmd.  Never raises WriteError:
     a failure is ``Outcome(status="failed", error=...)``.  A failed reload
     happens after the rename, so the new file stays in place (the message
-    says so) and, since the next run finds it unchanged, the reload is not
-    retried.  With *noop* nothing is created or run: the outcome carries the
+    says so); the caller may remember it and :func:`retry_reload` later.
+    With *noop* nothing is created or run: the outcome carries the
     diff.  *sensitive* keeps contents and command output out of diffs,
     messages and logs.  *token* makes the stage name deterministic in tests.
     """
@@ -183,6 +183,17 @@ def _sync_in(resource: Resource, place: Optional[Place], content: bytes, sensiti
                    steps=tuple(publish.steps))
 
 
+def retry_reload(resource: Resource, *, sensitive: bool = True,
+                 run: Runner = run_command) -> Outcome:
+    """Run the reload_cmd of an unchanged *resource* whose last reload failed."""
+    publish = _Publish(resource, sensitive, run)
+    try:
+        reloaded = publish.reload()
+    except WriteError as exc:
+        return _failed(resource, exc, steps=publish.steps)
+    return Outcome(resource.dest, UNCHANGED, reloaded=reloaded, steps=tuple(publish.steps))
+
+
 def _failed(resource: Resource, error: WriteError, diff: Optional[str] = None,
             steps: Optional[List[StepResult]] = None) -> Outcome:
     log.debug("failed: %s", error)
@@ -221,7 +232,7 @@ class _Publish:
             if not renamed:
                 discard(place, staged)
         sync_directory(resource, place)
-        return self._run_reload_cmd()
+        return self.reload()
 
     def _check(self, staged: str) -> None:
         """Run check_cmd on the staged file; any failure keeps the old file."""
@@ -236,7 +247,7 @@ class _Publish:
                     "the old file was kept; fix the template or check_cmd")
             raise WriteError(where(resource), what, hint)
 
-    def _run_reload_cmd(self) -> bool:
+    def reload(self) -> bool:
         """Run reload_cmd (``{{ src }}`` and ``{{ dest }}`` both mean dest by now)."""
         resource = self.resource
         if not resource.reload_cmd:
@@ -246,7 +257,7 @@ class _Publish:
         if what is not None:
             raise WriteError(where(resource), f"file written, but {what}",
                              "the new file stays in place; fix the service or reload_cmd and "
-                             "reload by hand (not retried until the content changes)")
+                             "reload by hand (the next run retries it)")
         return True
 
     def _run_step(self, step: str, label: str, cmd: Tuple[str, Tuple[str, str]],

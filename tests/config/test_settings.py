@@ -55,7 +55,7 @@ def test_settings_empty_file_and_empty_values_are_defaults(tmp_path: Path, loade
 @pytest.mark.parametrize("text,message", [
     ("cache_tl: 5s\n", "1: unknown field 'cache_tl' (did you mean 'cache_ttl'?)"),
     ("imds:\n  retires: 2\n", "2: unknown field 'retires' (did you mean 'retries'?)"),
-    ("zzz: 1\n", "1: unknown field 'zzz'; known fields: imds, cache_ttl, concurrency"),
+    ("zzz: 1\n", "1: unknown field 'zzz'; known fields: imds, cache_ttl, concurrency, state_dir"),
     ("imds:\n  token_ttl: 0\n", "2: token_ttl must be 1..21600, not 0"),
     ("imds:\n  token_ttl: 21601\n", "2: token_ttl must be 1..21600, not 21601"),
     ("imds:\n  token_ttl: '60'\n", "2: token_ttl must be a whole number, not a string"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...errors import UsageError
-from ..pipeline import load_job, run_once
+from ..pipeline import load_job
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,13 +15,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.onetime and args.interval is None:
         raise UsageError("", "choose a mode: --onetime or --interval DURATION",
                          "see 'imdsrender --help'")
+    if args.onetime and args.metrics_addr is None and args.metrics_textfile is None:
+        from ..remember import run_onetime
+
+        return run_onetime(args, None)  # no metrics flag: the metrics package is not loaded
     from ...metrics import from_flags
 
     recorder = from_flags(args.metrics_addr, args.metrics_textfile,
                           interval=args.interval is not None)
-    job = load_job(args)
     if args.onetime:
-        return run_once(job, recorder)
+        from ..remember import run_onetime
+
+        return run_onetime(args, recorder)
     from ..interval import run_interval
 
-    return run_interval(job, args, recorder)
+    return run_interval(load_job(args), args, recorder)

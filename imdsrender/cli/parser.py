@@ -87,7 +87,7 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         return value if top else argparse.SUPPRESS
 
     parser.add_argument("--confdir", default=default(DEFAULT_CONFDIR),
-                        help="configuration directory (default %(default)s)")
+                        help=f"configuration directory (default {DEFAULT_CONFDIR})")
     parser.add_argument("--config", default=default(None),
                         help="settings file (default CONFDIR/imdsrender.yaml)")
     parser.add_argument("--endpoint", default=default(None), help="IMDS endpoint URL")

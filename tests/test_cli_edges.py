@@ -1,0 +1,30 @@
+"""Flags and inputs at their edges (issue 14): each is exit 0 or one line with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from imdsrender.cli.parser import COMMANDS
+from tests.helpers import ConfDir, run_cli
+
+
+def assert_one_line_usage_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2, no traceback, one line on stderr that starts with 'imdsrender:'."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("imdsrender: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", [[]] + [[name] for name in COMMANDS if name != "main"])
+def test_help_of_every_command_exits_0(command: List[str]) -> None:
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("usage: imdsrender")

@@ -28,3 +28,18 @@ def test_help_of_every_command_exits_0(command: List[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.startswith("usage: imdsrender")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--onetime", "--timeout", "0"], ["--timeout", "timeout must be 0.001s..3600s, not 0s"]),
+    (["--onetime", "--timeout", "3000000h"], ["--timeout", "not 1.08e+10s"]),
+    (["--onetime", "--boot-wait", "3000000h"], ["--boot-wait", "not 1.08e+10s"]),
+    (["--interval", "0"], ["--interval", "interval must be 1s..604800s, not 0s"]),
+    (["--interval", "500ms"], ["--interval", "not 0.5s"]),
+    (["--interval", "3000000h"], ["--interval", "not 1.08e+10s"]),
+    (["--interval", "1m", "--imds-cache-ttl", "3000000h"], ["--imds-cache-ttl", "cache ttl"]),
+])
+def test_duration_flags_out_of_bounds_are_one_line_exit_2(confdir: ConfDir, flags: List[str],
+                                                          words: List[str]) -> None:
+    confdir.resource("a.j2", "x\n")
+    assert_one_line_usage_error(run_cli("--confdir", confdir.path, *flags, timeout=20), *words)

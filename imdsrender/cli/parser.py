@@ -53,12 +53,18 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _duration(flag: str) -> Callable[[str], float]:
-    """An argparse type for a duration flag whose errors name the flag."""
+def _duration(flag: str, setting: str = "") -> Callable[[str], float]:
+    """An argparse type for a duration flag whose errors name the flag.
+
+    The bounds are model.DURATION_BOUNDS, the ones the settings file obeys.
+    """
 
     def parse(text: str) -> float:
+        from ..model import bounded_duration
+
         try:
-            return parse_duration(text, flag)
+            seconds = parse_duration(text, flag)
+            return bounded_duration(setting or flag[2:].replace("-", "_"), seconds, flag)
         except UsageError as exc:
             raise argparse.ArgumentTypeError(exc.what) from None
 
@@ -127,7 +133,7 @@ def _main_flags(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--watch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--noop", action="store_true",
                         help="print what would change as a diff; write and run nothing")
-    parser.add_argument("--imds-cache-ttl", type=_duration("--imds-cache-ttl"),
+    parser.add_argument("--imds-cache-ttl", type=_duration("--imds-cache-ttl", "cache_ttl"),
                         help="interval mode: how long fetched values are reused (default 60s)")
     parser.add_argument("--metrics-addr", metavar="HOST:PORT",
                         help="interval mode: serve /metrics, /health, /ready")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import List
@@ -43,3 +44,22 @@ def test_duration_flags_out_of_bounds_are_one_line_exit_2(confdir: ConfDir, flag
                                                           words: List[str]) -> None:
     confdir.resource("a.j2", "x\n")
     assert_one_line_usage_error(run_cli("--confdir", confdir.path, *flags, timeout=20), *words)
+
+
+def test_json_mode_reports_an_internal_error_as_json(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    from imdsrender import cli
+    from imdsrender.cli import parser
+
+    class Broken:
+        @staticmethod
+        def run(args: object) -> int:
+            raise RuntimeError("a bug")
+
+    monkeypatch.setattr(parser, "load_command", lambda name: Broken)
+    assert cli.main(["--log-format", "json", "--onetime"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["level"] == "error" and entry["status"] == "failed"
+    assert entry["msg"].startswith("internal error: RuntimeError: a bug; rerun with")

@@ -32,17 +32,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(load_command(args.command or "main").run(args))
     except Error as exc:
         log.debug("traceback", exc_info=True)
-        if args.log_format == "json":  # stderr stays one JSON object a line
-            from ..model import RUN_FAILED  # not at the top: --version must stay light
-
-            log.error("%s", exc, extra={"status": RUN_FAILED})
-        else:
-            sys.stderr.write(f"imdsrender: {exc}\n")
+        _report(args.log_format, str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: still one line, the traceback only in debug
         log.debug("traceback", exc_info=True)
-        sys.stderr.write(f"imdsrender: internal error: {type(exc).__name__}: {exc}; "
-                         "rerun with --log-level debug and report it\n")
+        _report(args.log_format, f"internal error: {type(exc).__name__}: {exc}; "
+                "rerun with --log-level debug and report it")
         return EXIT_FAILED
+
+
+def _report(log_format: str, text: str) -> None:
+    """The last line of a failed command: JSON in JSON mode, so stderr stays one object a line."""
+    if log_format == "json":
+        from ..model import RUN_FAILED  # not at the top: --version must stay light
+
+        log.error("%s", text, extra={"status": RUN_FAILED})
+    else:
+        sys.stderr.write(f"imdsrender: {text}\n")

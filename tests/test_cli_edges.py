@@ -63,3 +63,40 @@ def test_json_mode_reports_an_internal_error_as_json(monkeypatch: pytest.MonkeyP
     entry = json.loads(lines[0])
     assert entry["level"] == "error" and entry["status"] == "failed"
     assert entry["msg"].startswith("internal error: RuntimeError: a bug; rerun with")
+
+
+def test_interval_poll_that_raises_a_bug_is_logged_counted_and_the_loop_goes_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+    import threading
+
+    from imdsrender.cli import interval
+    from imdsrender.cli.pipeline import Job
+    from imdsrender.metrics import Recorder
+    from imdsrender.model import Settings
+
+    class Counting(Recorder):
+        errors: List[str] = []
+
+        def run_finished(self, outcomes: object, seconds: float, cache: object = None,
+                         error: object = None) -> None:
+            self.errors.append(repr(error))
+
+    stop, reread = threading.Event(), threading.Event()
+    polls: List[int] = []
+
+    def fetch(job: object, source: object) -> None:
+        polls.append(1)
+        if len(polls) == 3:
+            stop.set()
+        raise RuntimeError("poll bug")
+
+    monkeypatch.setattr(interval, "fetch_snapshot", fetch)
+    metrics = Counting()
+    args = argparse.Namespace(interval=0.01)
+    job = Job(Settings(), (), "", data="unused")
+    assert interval._poll_loop(job, args, metrics, None, stop, reread) == 0  # type: ignore
+    assert len(polls) == 3
+    failed = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
+    assert failed == ["poll failed: internal error: RuntimeError: poll bug"] * 3
+    assert metrics.errors == [repr(RuntimeError("poll bug"))] * 3  # each poll counted

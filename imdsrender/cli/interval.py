@@ -69,6 +69,10 @@ def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, cache: Ca
                      extra={"status": result})
         except Error as exc:
             log.error("poll failed: %s", exc, extra={"status": RUN_FAILED})
+        except Exception as exc:  # a bug in one poll: the recorder counted it; go on
+            log.debug("traceback", exc_info=True)
+            log.error("poll failed: internal error: %s: %s", type(exc).__name__, exc,
+                      extra={"status": RUN_FAILED})
         stop.wait(args.interval)
         if stop.is_set() and not reread.is_set():
             log.info("stopping")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import List
 
 import pytest
@@ -100,3 +99,22 @@ def test_interval_poll_that_raises_a_bug_is_logged_counted_and_the_loop_goes_on(
     failed = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
     assert failed == ["poll failed: internal error: RuntimeError: poll bug"] * 3
     assert metrics.errors == [repr(RuntimeError("poll bug"))] * 3  # each poll counted
+
+
+@pytest.mark.parametrize("field, words", [
+    ('dest: "/x/b\\0c"', ["b.yaml:3: dest contains a NUL byte"]),
+    ('owner: "ro\\0ot"', ["b.yaml:4: owner contains a NUL byte"]),
+    ("owner: " + "9" * 5000, ["b.yaml:4: number too long"]),
+    ("owner: '" + "9" * 5000 + "'", ["b.yaml:4: unknown user '999"]),
+    ('check_cmd: "true\\0"', ["b.yaml:4: check_cmd contains a NUL byte"]),
+], ids=["nul-dest", "nul-owner", "long-int-owner", "long-str-owner", "nul-check-cmd"])
+def test_check_refuses_unusable_values_with_file_and_line(confdir: ConfDir, field: str,
+                                                          words: List[str]) -> None:
+    confdir.resource("a.j2", "x\n")
+    (confdir.path_obj / "conf.d" / "b.yaml").write_text(
+        f"templates:\n- src: a.j2\n  dest: {confdir.dest('b')}\n  {field}\n".replace(
+            f"  dest: {confdir.dest('b')}\n  dest:", "  dest:"))
+    for command in (["check"], ["--onetime", "--data", "/nonexistent"]):
+        result = run_cli(*command, "--confdir", confdir.path)
+        assert_one_line_usage_error(result, *words)
+        assert len(result.stderr) < 300

@@ -100,6 +100,8 @@ class Doc:
             return self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise yaml_error(self.name, exc) from None
+        except ValueError:  # int() of a number past Python's 4300-digit limit
+            raise ConfigError(self.at(node), "number too long", "write a sensible number") from None
 
     def fields(self, node: Node, allowed: Sequence[str], what: str) -> Dict[str, Node]:
         """Field name -> value node; unknown or repeated fields are errors.
@@ -147,6 +149,8 @@ class Doc:
         value = self.value(node)
         if not isinstance(value, str):
             raise ConfigError(self.at(node), f"{name} must be a string, not {kind(value)}")
+        if "\0" in value:  # no path, command or name can hold one: os calls refuse it later
+            raise ConfigError(self.at(node), f"{name} contains a NUL byte", "remove the \\0")
         return value
 
     def integer(self, node: Node, name: str, low: int, high: Optional[int] = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import List
 
 import pytest
@@ -118,3 +119,26 @@ def test_check_refuses_unusable_values_with_file_and_line(confdir: ConfDir, fiel
         result = run_cli(*command, "--confdir", confdir.path)
         assert_one_line_usage_error(result, *words)
         assert len(result.stderr) < 300
+
+
+@pytest.mark.parametrize("target, words", [
+    ("missing/x.json", ["--output", "does not exist"]),
+    (".", ["--output", "is a directory"]),
+])
+def test_snapshot_output_that_cannot_be_written_is_exit_2(tmp_path: Path, target: str,
+                                                          words: List[str]) -> None:
+    fixture = tmp_path / "f.json"
+    fixture.write_text('{"/meta-data/instance-id": "i-1"}')
+    result = run_cli("snapshot", "/meta-data/instance-id", "--data", str(fixture),
+                     "-o", str(tmp_path / target))
+    assert_one_line_usage_error(result, *words)
+
+
+@pytest.mark.parametrize("command", [["snapshot", "/meta-data/a"], ["--onetime"], ["check"]])
+def test_deeply_nested_fixture_is_exit_2(confdir: ConfDir, tmp_path: Path,
+                                         command: List[str]) -> None:
+    confdir.resource("a.j2", "x\n")
+    fixture = tmp_path / "deep.json"
+    fixture.write_text('{"/meta-data/a": ' + "[" * 100000 + "]" * 100000 + "}")
+    result = run_cli(*command, "--confdir", confdir.path, "--data", str(fixture))
+    assert_one_line_usage_error(result, "deep.json: JSON nested too deeply")

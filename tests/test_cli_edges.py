@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import pytest
 
 from imdsrender.cli.parser import COMMANDS
+from imdsrender.emulator import Emulator
 from tests.helpers import ConfDir, run_cli
 
 
@@ -142,3 +143,13 @@ def test_deeply_nested_fixture_is_exit_2(confdir: ConfDir, tmp_path: Path,
     fixture.write_text('{"/meta-data/a": ' + "[" * 100000 + "]" * 100000 + "}")
     result = run_cli(*command, "--confdir", confdir.path, "--data", str(fixture))
     assert_one_line_usage_error(result, "deep.json: JSON nested too deeply")
+
+
+@pytest.mark.parametrize("concurrency, most", [("16", 16), ("2", 2)])
+def test_get_honours_concurrency_above_and_below_the_default(
+        make_emulator: Callable[..., Emulator], concurrency: str, most: int) -> None:
+    emulator = make_emulator(latency_ms=300)  # slow answers, so requests overlap
+    result = run_cli("get", "--concurrency", concurrency, "--endpoint", emulator.url,
+                     "/meta-data/")
+    assert result.returncode == 0, result.stderr
+    assert emulator.max_in_flight == most  # 16 is past the default cap of 8

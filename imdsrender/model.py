@@ -23,7 +23,7 @@ DURATION_BOUNDS = {
     "timeout": (0.001, 3600.0),
     "boot_wait": (0.0, 3600.0),
     "cache_ttl": (0.0, 7 * 86400.0),
-    "interval": (1.0, 7 * 86400.0),
+    "interval": (0.1, 7 * 86400.0),  # 100ms: at most 10 polls a second
 }
 
 

@@ -36,8 +36,8 @@ def test_help_of_every_command_exits_0(command: List[str]) -> None:
     (["--onetime", "--timeout", "0"], ["--timeout", "timeout must be 0.001s..3600s, not 0s"]),
     (["--onetime", "--timeout", "3000000h"], ["--timeout", "not 1.08e+10s"]),
     (["--onetime", "--boot-wait", "3000000h"], ["--boot-wait", "not 1.08e+10s"]),
-    (["--interval", "0"], ["--interval", "interval must be 1s..604800s, not 0s"]),
-    (["--interval", "500ms"], ["--interval", "not 0.5s"]),
+    (["--interval", "0"], ["--interval", "interval must be 0.1s..604800s, not 0s"]),
+    (["--interval", "50ms"], ["--interval", "not 0.05s"]),
     (["--interval", "3000000h"], ["--interval", "not 1.08e+10s"]),
     (["--interval", "1m", "--imds-cache-ttl", "3000000h"], ["--imds-cache-ttl", "cache ttl"]),
 ])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, List
 
@@ -93,10 +96,12 @@ def test_interval_poll_that_raises_a_bug_is_logged_counted_and_the_loop_goes_on(
         raise RuntimeError("poll bug")
 
     monkeypatch.setattr(interval, "fetch_snapshot", fetch)
+    monkeypatch.setattr(interval, "open_source", lambda job, observer=None: object())
     metrics = Counting()
     args = argparse.Namespace(interval=0.01)
     job = Job(Settings(), (), "", data="unused")
-    assert interval._poll_loop(job, args, metrics, None, stop, reread) == 0  # type: ignore
+    sources = interval._Sources(metrics)
+    assert interval._poll_loop(job, args, metrics, sources, stop, reread) == 0
     assert len(polls) == 3
     failed = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
     assert failed == ["poll failed: internal error: RuntimeError: poll bug"] * 3
@@ -153,3 +158,31 @@ def test_get_honours_concurrency_above_and_below_the_default(
                      "/meta-data/")
     assert result.returncode == 0, result.stderr
     assert emulator.max_in_flight == most  # 16 is past the default cap of 8
+
+
+def test_sighup_applies_a_new_endpoint(make_emulator: Callable[..., Emulator],
+                                       confdir: ConfDir) -> None:
+    from tests.test_cli_run import ROOT, wait_for
+
+    first, second = make_emulator(), make_emulator()
+    second.set_value("/meta-data/instance-id", "i-second")
+    settings = confdir.path_obj / "imdsrender.yaml"
+    settings.write_text(f"imds:\n  endpoint: {first.url}\ncache_ttl: 0s\n")
+    confdir.resource("id.j2", '{{ getv("/meta-data/instance-id") }}\n')
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "IMDS_")) and not k.lower().endswith("_proxy")}
+    proc = subprocess.Popen([sys.executable, "-m", "imdsrender", "--interval", "100ms",
+                             "--confdir", confdir.path], stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=env)
+    try:
+        wait_for(confdir.dest("id").exists, "the first render")
+        settings.write_text(f"imds:\n  endpoint: {second.url}\ncache_ttl: 0s\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: confdir.dest("id").read_text() == "i-second\n",
+                 "a poll of the new endpoint")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert "settings changed: new IMDS client and cache" in stderr

@@ -87,7 +87,7 @@ def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, sources: 
         try:
             # the cache of the last poll: for_job(), inside the pass, may replace it
             outcomes = recorder.run_pass(functools.partial(_one_pass, job, sources),
-                                         sources.cache)
+                                         sources.cache, poll_deadline(job, args.interval))
             result = RUN_OK if exit_code(outcomes) == EXIT_OK else RUN_FAILED
             log.info("poll done: %s", RUN_OK if result == RUN_OK else "some resources failed",
                      extra={"status": result})
@@ -102,6 +102,18 @@ def _poll_loop(job: Job, args: argparse.Namespace, recorder: Recorder, sources: 
             log.info("stopping")
             return EXIT_OK
         stop.clear()
+
+
+def poll_deadline(job: Job, interval: float) -> float:
+    """How long a poll may run before /ready calls it stuck.
+
+    By then it has missed its next tick and outlived every deadline of its
+    own: the boot wait, each attempt's timeout, each command's timeout.
+    """
+    imds = job.settings.imds
+    commands = sum((r.check_timeout if r.check_cmd else 0.0)
+                   + (r.reload_timeout if r.reload_cmd else 0.0) for r in job.resources)
+    return interval + imds.boot_wait + (imds.retries + 1) * imds.timeout + commands
 
 
 def _one_pass(job: Job, sources: _Sources) -> List[Outcome]:

@@ -115,7 +115,17 @@ class StatusServer:
         self.stop()
 
     def check(self) -> _Check:
-        """Run the health check (or reuse a fresh result) and update confd_backend_healthy."""
+        """The IMDS health check (a fresh result is reused), then the polls' own state.
+
+        confd_backend_healthy follows IMDS only; /ready also fails while a
+        poll is stuck past its deadline or when the last poll failed.
+        """
+        result = self._imds_check()
+        problem = self.metrics.not_ready()
+        return _Check(False, problem, result.seconds, result.at) \
+            if result.healthy and problem else result
+
+    def _imds_check(self) -> _Check:
         with self._check_lock:
             now = self._clock()
             if self._last is not None and now - self._last[0] < self._min_interval:

@@ -156,14 +156,15 @@ class Metrics(Recorder):
 
     def not_ready(self) -> Optional[str]:
         """Why the polls make this process unready: one stuck past its deadline, or the
-        last one failed; None when neither (a live IMDS alone is not readiness)."""
+        last one failed as a whole (RUN_ERROR: nothing rendered; a failed resource is
+        its own metric); None when neither (a live IMDS alone is not readiness)."""
         with self._lock:
             state = self._state
             if state.running is not None and state.running[1] is not None:
                 took, deadline = self._clock() - state.running[0], state.running[1]
                 if took > deadline:
                     return f"poll running for {took:.0f}s, past its {deadline:g}s deadline"
-            if state.last_result in (RUN_FAILED, RUN_ERROR):
+            if state.last_result == RUN_ERROR:
                 return f"last poll {state.last_result}" + (f": {state.last_error}"
                                                             if state.last_error else "")
         return None

@@ -34,7 +34,7 @@ def test_ready_turns_503_while_a_poll_is_stuck_and_after_a_failed_poll() -> None
                                                     b"/meta-data/x: no answer\n")
         metrics.run_started(5.0)
         metrics.run_finished([Outcome("/etc/a", "failed")], 0.1)
-        assert get(server, "/ready")[:3:2] == (503, b"not ready: last poll failed\n")
+        assert get(server, "/ready")[0] == 200  # one failed resource is not a failed poll
         metrics.run_started(5.0)
         metrics.run_finished([Outcome("/etc/a", "written")], 0.1)
         assert get(server, "/ready")[0] == 200

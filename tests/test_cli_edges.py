@@ -186,3 +186,42 @@ def test_sighup_applies_a_new_endpoint(make_emulator: Callable[..., Emulator],
         proc.kill()
         stderr = proc.stderr.read() if proc.stderr else ""
     assert "settings changed: new IMDS client and cache" in stderr
+
+
+def _group_members(pgid: int) -> List[int]:
+    """Live (not zombie) processes in process group *pgid*, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_during_onetime_kills_the_check_and_removes_the_stage_file(
+        emulator: Emulator, confdir: ConfDir, tmp_path: Path, sig: int, code: int) -> None:
+    from tests.test_cli_run import ROOT, wait_for
+
+    pidfile = tmp_path / "check.pid"
+    confdir.resource("id.j2", '{{ getv("/meta-data/instance-id") }}\n',
+                     check_cmd=f"echo $$ > {pidfile}; sleep 60; true")
+    proc = subprocess.Popen([sys.executable, "-m", "imdsrender", "--onetime",
+                             *confdir.flags(emulator)], stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "",
+                 "the check command")
+        pgid = int(pidfile.read_text())
+        assert _group_members(pgid)  # the check (its own session) is running
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == code
+    finally:
+        proc.kill()
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in stderr
+    wait_for(lambda: not _group_members(pgid), "the check's process group to be gone")
+    assert list(confdir.out.iterdir()) == []  # no stage file, no dest

@@ -10,7 +10,9 @@ modules (:mod:`.commands`) are imported only when chosen, so
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from ..errors import Error
@@ -28,8 +30,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    in_main = threading.current_thread() is threading.main_thread()  # else signal() refuses
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return int(load_command(args.command or "main").run(args))
+    except Terminated:
+        log.warning("terminated (SIGTERM)")
+        return 128 + signal.SIGTERM
     except Error as exc:
         log.debug("traceback", exc_info=True)
         _report(args.log_format, str(exc))
@@ -41,6 +48,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _report(args.log_format, f"internal error: {type(exc).__name__}: {exc}; "
                 "rerun with --log-level debug and report it")
         return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM as an exception in the main thread, like Ctrl-C's KeyboardInterrupt.
+
+    Not an Exception, so no handler swallows it: the finally blocks that kill
+    a running check_cmd's process group and remove the stage file run
+    before the process exits, instead of the default SIGTERM death that
+    left both behind.
+    """
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _report(log_format: str, text: str) -> None:

@@ -24,6 +24,8 @@ DURATION_BOUNDS = {
     "boot_wait": (0.0, 3600.0),
     "cache_ttl": (0.0, 7 * 86400.0),
     "interval": (0.1, 7 * 86400.0),  # 100ms: at most 10 polls a second
+    "check_timeout": (0.001, 86400.0),
+    "reload_timeout": (0.001, 86400.0),
 }
 
 

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import Node
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError
 from ..imds.wire import MAX_TTL, MIN_TTL
-from ..model import MAX_CONCURRENCY, MAX_RETRIES, ImdsSettings, Settings, bounded_duration
+from ..model import MAX_CONCURRENCY, MAX_RETRIES, ImdsSettings, Settings
 from .yamldoc import Doc, compose
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def load_settings(path: Optional[str], *, required: bool = False) -> Settings:
     imds = _imds_settings(doc, fields["imds"]) if "imds" in fields else ImdsSettings()
     return Settings(
         imds=imds,
-        cache_ttl=_duration(doc, fields["cache_ttl"], "cache_ttl")
+        cache_ttl=doc.duration(fields["cache_ttl"], "cache_ttl")
         if "cache_ttl" in fields else Settings.cache_ttl,
         concurrency=doc.integer(fields["concurrency"], "concurrency", 1, MAX_CONCURRENCY)
         if "concurrency" in fields else Settings.concurrency,
@@ -55,9 +55,9 @@ def _imds_settings(doc: Doc, node: Node) -> ImdsSettings:
         "endpoint": lambda n: _endpoint(doc, n),
         "endpoint_mode": lambda n: _endpoint_mode(doc, n),
         "token_ttl": lambda n: doc.integer(n, "token_ttl", MIN_TTL, MAX_TTL),
-        "timeout": lambda n: _duration(doc, n, "timeout"),
+        "timeout": lambda n: doc.duration(n, "timeout"),
         "retries": lambda n: doc.integer(n, "retries", 0, MAX_RETRIES),
-        "boot_wait": lambda n: _duration(doc, n, "boot_wait"),
+        "boot_wait": lambda n: doc.duration(n, "boot_wait"),
         "allow_imdsv1": lambda n: doc.boolean(n, "allow_imdsv1"),
     }
     return ImdsSettings(**{name: parsers[name](n) for name, n in fields.items()})
@@ -77,11 +77,3 @@ def _endpoint_mode(doc: Doc, node: Node) -> str:
     if mode not in ("ipv4", "ipv6"):
         raise ConfigError(doc.at(node), f"endpoint_mode must be ipv4 or ipv6, not {mode!r}")
     return mode
-
-
-def _duration(doc: Doc, node: Node, name: str) -> float:
-    """A duration within model.DURATION_BOUNDS, the bounds its flag obeys too."""
-    try:
-        return bounded_duration(name, doc.duration(node, name), doc.at(node))
-    except UsageError as exc:
-        raise ConfigError(exc.where, exc.what, exc.hint) from None

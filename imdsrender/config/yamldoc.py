@@ -14,7 +14,8 @@ from typing import Any, Dict, Optional, Sequence, Set, Tuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
+from ..model import bounded_duration
 from ..quantities import parse_duration
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -169,4 +170,9 @@ class Doc:
         return value
 
     def duration(self, node: Node, name: str) -> float:
-        return parse_duration(self.value(node), self.at(node))
+        """A duration within model.DURATION_BOUNDS[name], the bounds its flag obeys too."""
+        try:
+            return bounded_duration(name, parse_duration(self.value(node), self.at(node)),
+                                    self.at(node))
+        except UsageError as exc:
+            raise ConfigError(exc.where, exc.what, exc.hint) from None

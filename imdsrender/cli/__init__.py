@@ -67,8 +67,18 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def shorten(text: str, limit: int = 360) -> str:
+    """*text*, its middle cut when longer than *limit*: messages echo the user's value,
+    and a 5,000-digit one must not bury the where (at the start) and the hint (at the end)."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 3
+    return f"{text[:2 * keep]} ... {text[-keep:]}"
+
+
 def _report(log_format: str, text: str) -> None:
     """The last line of a failed command: JSON in JSON mode, so stderr stays one object a line."""
+    text = shorten(text)
     if log_format == "json":
         from ..model import RUN_FAILED  # not at the top: --version must stay light
 

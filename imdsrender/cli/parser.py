@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import reprlib
 import sys
 from types import ModuleType
 from typing import Any, Callable, Dict, NamedTuple
 
 from ..errors import UsageError
+from ..model import MAX_CONCURRENCY
 from ..quantities import ascii_int, parse_duration
-from . import DEFAULT_CONFDIR, EXIT_USAGE
+from . import DEFAULT_CONFDIR, EXIT_USAGE, shorten
 
 
 class CommandInfo(NamedTuple):
@@ -49,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with DESIGN's one-line error format and exit code 2."""
 
     def error(self, message: str) -> Any:  # type: ignore[override]
-        sys.stderr.write(f"imdsrender: {message}; see '{self.prog} --help'\n")
+        sys.stderr.write(f"imdsrender: {shorten(message)}; see '{self.prog} --help'\n")
         sys.exit(EXIT_USAGE)
 
 
@@ -72,14 +74,21 @@ def _duration(flag: str, setting: str = "") -> Callable[[str], float]:
     return parse
 
 
-def _concurrency(text: str) -> int:
-    from ..model import MAX_CONCURRENCY
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for ASCII digits in low..high (int() alone takes '\u0663' as 3)."""
 
-    number = ascii_int(text)
-    if number is None or not 1 <= number <= MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"expected a whole number 1..{MAX_CONCURRENCY}, "
-                                         f"got {text!r}")
-    return number
+    def parse(text: str) -> int:
+        number = ascii_int(text) if len(text) <= len(str(high)) else None
+        if number is None or not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number {low}..{high}, "
+                                             f"got {reprlib.repr(text)}")
+        return number
+
+    parse.__name__ = "number"
+    return parse
+
+
+MAX_PORT = 65535
 
 
 def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -101,7 +110,8 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="per-request timeout, e.g. 1s")
     parser.add_argument("--boot-wait", type=_duration("--boot-wait"), default=default(None),
                         help="how long to wait for IMDS to answer at all, e.g. 60s")
-    parser.add_argument("--concurrency", type=_concurrency, default=default(None),
+    parser.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY),
+                        default=default(None),
                         help="parallel IMDS requests (default 8)")
     parser.add_argument("--data", default=default(None), metavar="FILE",
                         help="render from a JSON fixture instead of IMDS (no network)")
@@ -154,7 +164,7 @@ def _check_flags(check: argparse.ArgumentParser) -> None:
 
 def _emulator_flags(emulator: argparse.ArgumentParser) -> None:
     emulator.add_argument("--host", default="127.0.0.1", help="IP address to listen on")
-    emulator.add_argument("--port", type=int, default=1338)
+    emulator.add_argument("--port", type=_whole_number(0, MAX_PORT), default=1338)
     emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
     emulator.add_argument("--latency-ms", type=float, default=0.0)
     emulator.add_argument("--scenario", metavar="NAME", help="a bad day of the real IMDS: "

@@ -225,3 +225,18 @@ def test_signal_during_onetime_kills_the_check_and_removes_the_stage_file(
     assert "Traceback" not in stderr
     wait_for(lambda: not _group_members(pgid), "the check's process group to be gone")
     assert list(confdir.out.iterdir()) == []  # no stage file, no dest
+
+
+@pytest.mark.parametrize("argv", [
+    ["--log-format", "json", "--onetime", "--timeout", "0"],
+    ["get", "--log-format=json", "--concurrency", "x", "/instance-id"],
+    ["--log-format", "json", "--onetime", "--confdir", "/nonexistent-confdir", "--config",
+     "/nonexistent.yaml"],
+])
+def test_json_mode_refused_flags_are_json_too(argv: List[str]) -> None:
+    result = run_cli(*argv)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    entry = json.loads(lines[0])
+    assert entry["level"] == "error" and entry["status"] == "failed"

@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The console script: parse, set up logging, run the chosen command, map errors."""
     from .logs import setup_logging
-    from .parser import build_parser, load_command
+    from .parser import build_parser, load_command, wants_json
 
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(json_errors=wants_json(words)).parse_args(words)
     setup_logging(args.log_level, args.log_format)
     in_main = threading.current_thread() is threading.main_thread()  # else signal() refuses
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None

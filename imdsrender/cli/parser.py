@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import reprlib
 import sys
 from types import ModuleType
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Sequence
 
 from ..errors import UsageError
 from ..model import MAX_CONCURRENCY
@@ -48,11 +49,32 @@ def load_command(name: str) -> ModuleType:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with DESIGN's one-line error format and exit code 2."""
+    """argparse with DESIGN's one-line error format and exit code 2.
+
+    *json_errors*: ``--log-format json`` was on the command line, so even a
+    flag refused before logging is set up is reported as one JSON line.
+    """
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
 
     def error(self, message: str) -> Any:  # type: ignore[override]
-        sys.stderr.write(f"imdsrender: {shorten(message)}; see '{self.prog} --help'\n")
+        text = f"{shorten(message)}; see '{self.prog} --help'"
+        if self.json_errors:
+            from .logs import setup_logging
+
+            setup_logging("error", "json")
+            logging.getLogger(__name__).error("%s", text, extra={"status": "failed"})
+        else:
+            sys.stderr.write(f"imdsrender: {text}\n")
         sys.exit(EXIT_USAGE)
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether *argv* asks for ``--log-format json`` (looked at before parsing it)."""
+    pairs = zip(argv, list(argv[1:]) + [""])
+    return any(a == "--log-format=json" or (a, b) == ("--log-format", "json") for a, b in pairs)
 
 
 def _duration(flag: str, setting: str = "") -> Callable[[str], float]:
@@ -120,8 +142,9 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument("--log-format", default=default("text"), choices=("text", "json"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="imdsrender", description="Render configuration files from EC2 "
+def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    parser = _Parser(json_errors=json_errors, prog="imdsrender",
+                     description="Render configuration files from EC2 "
                      "instance metadata (IMDSv2) with Jinja2 templates.",
                      allow_abbrev=False)  # else `emulator --log` is "ambiguous" with --log-*
     from .. import __version__
@@ -131,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _main_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, add_flags in _SUBCOMMAND_FLAGS.items():
-        add_flags(sub.add_parser(name, help=COMMANDS[name].summary, allow_abbrev=False))
+        add_flags(sub.add_parser(name, help=COMMANDS[name].summary, allow_abbrev=False,
+                                 json_errors=json_errors))
     return parser
 
 

@@ -73,6 +73,9 @@ def load_fixture(path: str) -> Dict[str, bytes]:
     except json.JSONDecodeError as exc:
         raise FixtureError(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg} (column {exc.colno})",
                            "fix the JSON syntax") from exc
+    except RecursionError:  # json's C decoder recurses once per nesting level
+        raise FixtureError(path, "JSON nested too deeply",
+                           "a fixture maps paths to strings, objects or lists") from None
     return parse_fixture(doc, path)
 
 

@@ -15,6 +15,35 @@ from .errors import Error
 MiB = 1024 * 1024
 DEFAULT_STATE_DIR = "/var/lib/imdsrender"  # StateDirectory=imdsrender in the units
 MAX_CONCURRENCY = 256  # IMDS throttles long before; urllib3 sizes its pool up front
+MAX_RETRIES = 100  # more is a typo: with backoff it would retry for days
+
+# Every duration flag and setting, in seconds: (least, most).  Below the least
+# is meaningless (a timeout of 0, an interval that busy-loops IMDS); above the
+# most is a typo that would overflow timers after the first poll.
+DURATION_BOUNDS = {
+    "timeout": (0.001, 3600.0),
+    "boot_wait": (0.0, 3600.0),
+    "cache_ttl": (0.0, 7 * 86400.0),
+    "interval": (0.1, 7 * 86400.0),  # 100ms: at most 10 polls a second
+    "check_timeout": (0.001, 86400.0),
+    "reload_timeout": (0.001, 86400.0),
+    "run_timeout": (0.001, 86400.0),
+}
+
+
+def bounded_duration(name: str, seconds: float, where: str) -> float:
+    """*seconds* when within DURATION_BOUNDS[name], else a UsageError naming *where*."""
+    from .errors import UsageError
+
+    least, most = DURATION_BOUNDS[name]
+    if not least <= seconds <= most:
+        raise UsageError(where, f"{name.replace('_', ' ')} must be {_secs(least)}..{_secs(most)}"
+                         f", not {_secs(seconds)}", "write e.g. 500ms, 30s, 2m, 1h")
+    return seconds
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:g}s"
 
 # What happened to one resource (outcome.status); metrics and logs use these.
 UNCHANGED = "unchanged"

@@ -191,7 +191,7 @@ def test_interval_soak_200_polls_with_random_faults(tmp_path: Path,
     gens: List[str] = []
     with Emulator() as emulator:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "imdsrender", "--interval", "20ms", "--imds-cache-ttl",
+            [sys.executable, "-m", "imdsrender", "--interval", "100ms", "--imds-cache-ttl",
              "10ms", "--timeout", "300ms", "--log-format", "json", *confdir.flags(emulator)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
         log = PollLog(proc)

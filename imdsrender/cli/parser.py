@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import reprlib
 import sys
 from types import ModuleType
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Sequence
 
 from ..errors import UsageError
+from ..model import MAX_CONCURRENCY
 from ..quantities import ascii_int, parse_duration
-from . import DEFAULT_CONFDIR, EXIT_USAGE
+from . import DEFAULT_CONFDIR, EXIT_USAGE, shorten
 
 
 class CommandInfo(NamedTuple):
@@ -47,19 +50,46 @@ def load_command(name: str) -> ModuleType:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with DESIGN's one-line error format and exit code 2."""
+    """argparse with DESIGN's one-line error format and exit code 2.
+
+    *json_errors*: ``--log-format json`` was on the command line, so even a
+    flag refused before logging is set up is reported as one JSON line.
+    """
+
+    def __init__(self, *args: Any, json_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_errors = json_errors
 
     def error(self, message: str) -> Any:  # type: ignore[override]
-        sys.stderr.write(f"imdsrender: {message}; see '{self.prog} --help'\n")
+        text = f"{shorten(message)}; see '{self.prog} --help'"
+        if self.json_errors:
+            from .logs import setup_logging
+
+            setup_logging("error", "json")
+            logging.getLogger(__name__).error("%s", text, extra={"status": "failed"})
+        else:
+            sys.stderr.write(f"imdsrender: {text}\n")
         sys.exit(EXIT_USAGE)
 
 
-def _duration(flag: str) -> Callable[[str], float]:
-    """An argparse type for a duration flag whose errors name the flag."""
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether *argv* asks for ``--log-format json`` (looked at before parsing it)."""
+    pairs = zip(argv, list(argv[1:]) + [""])
+    return any(a == "--log-format=json" or (a, b) == ("--log-format", "json") for a, b in pairs)
+
+
+def _duration(flag: str, setting: str = "") -> Callable[[str], float]:
+    """An argparse type for a duration flag whose errors name the flag.
+
+    The bounds are model.DURATION_BOUNDS, the ones the settings file obeys.
+    """
 
     def parse(text: str) -> float:
+        from ..model import bounded_duration
+
         try:
-            return parse_duration(text, flag)
+            seconds = parse_duration(text, flag)
+            return bounded_duration(setting or flag[2:].replace("-", "_"), seconds, flag)
         except UsageError as exc:
             raise argparse.ArgumentTypeError(exc.what) from None
 
@@ -67,14 +97,21 @@ def _duration(flag: str) -> Callable[[str], float]:
     return parse
 
 
-def _concurrency(text: str) -> int:
-    from ..model import MAX_CONCURRENCY
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for ASCII digits in low..high (int() alone takes '\u0663' as 3)."""
 
-    number = ascii_int(text)
-    if number is None or not 1 <= number <= MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"expected a whole number 1..{MAX_CONCURRENCY}, "
-                                         f"got {text!r}")
-    return number
+    def parse(text: str) -> int:
+        number = ascii_int(text) if len(text) <= len(str(high)) else None
+        if number is None or not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number {low}..{high}, "
+                                             f"got {reprlib.repr(text)}")
+        return number
+
+    parse.__name__ = "number"
+    return parse
+
+
+MAX_PORT = 65535
 
 
 def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -88,7 +125,7 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         return value if top else argparse.SUPPRESS
 
     parser.add_argument("--confdir", default=default(DEFAULT_CONFDIR),
-                        help="configuration directory (default %(default)s)")
+                        help=f"configuration directory (default {DEFAULT_CONFDIR})")
     parser.add_argument("--config", default=default(None),
                         help="settings file (default CONFDIR/imdsrender.yaml)")
     parser.add_argument("--endpoint", default=default(None), help="IMDS endpoint URL")
@@ -96,7 +133,8 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                         help="per-request timeout, e.g. 1s")
     parser.add_argument("--boot-wait", type=_duration("--boot-wait"), default=default(None),
                         help="how long to wait for IMDS to answer at all, e.g. 60s")
-    parser.add_argument("--concurrency", type=_concurrency, default=default(None),
+    parser.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY),
+                        default=default(None),
                         help="parallel IMDS requests (default 8)")
     parser.add_argument("--data", default=default(None), metavar="FILE",
                         help="render from a JSON fixture instead of IMDS (no network)")
@@ -105,8 +143,9 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument("--log-format", default=default("text"), choices=("text", "json"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="imdsrender", description="Render configuration files from EC2 "
+def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    parser = _Parser(json_errors=json_errors, prog="imdsrender",
+                     description="Render configuration files from EC2 "
                      "instance metadata (IMDSv2) with Jinja2 templates.",
                      allow_abbrev=False)  # else `emulator --log` is "ambiguous" with --log-*
     from .. import __version__
@@ -116,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     _main_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, add_flags in _SUBCOMMAND_FLAGS.items():
-        add_flags(sub.add_parser(name, help=COMMANDS[name].summary, allow_abbrev=False))
+        add_flags(sub.add_parser(name, help=COMMANDS[name].summary, allow_abbrev=False,
+                                 json_errors=json_errors))
     return parser
 
 
@@ -128,7 +168,7 @@ def _main_flags(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--watch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--noop", action="store_true",
                         help="print what would change as a diff; write and run nothing")
-    parser.add_argument("--imds-cache-ttl", type=_duration("--imds-cache-ttl"),
+    parser.add_argument("--imds-cache-ttl", type=_duration("--imds-cache-ttl", "cache_ttl"),
                         help="interval mode: how long fetched values are reused (default 60s)")
     parser.add_argument("--metrics-addr", metavar="HOST:PORT",
                         help="interval mode: serve /metrics, /health, /ready")
@@ -154,7 +194,7 @@ def _check_flags(check: argparse.ArgumentParser) -> None:
 
 def _emulator_flags(emulator: argparse.ArgumentParser) -> None:
     emulator.add_argument("--host", default="127.0.0.1", help="IP address to listen on")
-    emulator.add_argument("--port", type=int, default=1338)
+    emulator.add_argument("--port", type=_whole_number(0, MAX_PORT), default=1338)
     emulator.add_argument("--data", metavar="FILE", help="JSON fixture (default: built-in)")
     emulator.add_argument("--latency-ms", type=float, default=0.0)
     emulator.add_argument("--scenario", metavar="NAME", help="a bad day of the real IMDS: "

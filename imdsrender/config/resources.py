@@ -14,6 +14,7 @@ import os
 import posixpath
 import pwd
 import re
+import reprlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
@@ -173,8 +174,9 @@ def _mode(doc: Doc, node: Node) -> int:
 
 def _owner(doc: Doc, node: Node, name: str) -> int:
     """A uid/gid from a number or a user/group name (looked up now, so typos fail early)."""
-    value = doc.value(node)
-    number = ascii_int(value) if isinstance(value, str) else None
+    value = doc.string(node, name) if isinstance(doc.value(node), str) else doc.value(node)
+    digits = isinstance(value, str) and len(value.strip()) <= len(str(MAX_ID))
+    number = ascii_int(value) if digits else None
     if number is not None:
         value = number
     if isinstance(value, int) and not isinstance(value, bool):
@@ -190,5 +192,6 @@ def _owner(doc: Doc, node: Node, name: str) -> int:
         return grp.getgrnam(value.strip()).gr_gid
     except KeyError:
         account = "user" if name == "owner" else "group"
-        raise ConfigError(doc.at(node), f"unknown {account} {value.strip()!r}",
+        shown = reprlib.repr(value.strip())  # a 5,000-digit "name" is not echoed whole
+        raise ConfigError(doc.at(node), f"unknown {account} {shown}",
                           f"create the {account} first or give a number") from None

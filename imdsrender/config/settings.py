@@ -11,7 +11,7 @@ from yaml.nodes import Node
 
 from ..errors import ConfigError
 from ..imds.wire import MAX_TTL, MIN_TTL
-from ..model import MAX_CONCURRENCY, ImdsSettings, Settings
+from ..model import MAX_CONCURRENCY, MAX_RETRIES, ImdsSettings, Settings
 from .yamldoc import Doc, compose
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,10 @@ def _imds_settings(doc: Doc, node: Node) -> ImdsSettings:
         "endpoint": lambda n: _endpoint(doc, n),
         "endpoint_mode": lambda n: _endpoint_mode(doc, n),
         "token_ttl": lambda n: doc.integer(n, "token_ttl", MIN_TTL, MAX_TTL),
-        "timeout": lambda n: _positive_duration(doc, n, "timeout"),
-        "retries": lambda n: doc.integer(n, "retries", 0),
+        "timeout": lambda n: doc.duration(n, "timeout"),
+        "retries": lambda n: doc.integer(n, "retries", 0, MAX_RETRIES),
         "boot_wait": lambda n: doc.duration(n, "boot_wait"),
-        "run_timeout": lambda n: _positive_duration(doc, n, "run_timeout"),
+        "run_timeout": lambda n: doc.duration(n, "run_timeout"),
         "allow_imdsv1": lambda n: doc.boolean(n, "allow_imdsv1"),
         "max_listing_entries": lambda n: doc.integer(n, "max_listing_entries", 1),
         "max_requests": lambda n: doc.integer(n, "max_requests", 1),
@@ -82,10 +82,3 @@ def _endpoint_mode(doc: Doc, node: Node) -> str:
     if mode not in ("ipv4", "ipv6"):
         raise ConfigError(doc.at(node), f"endpoint_mode must be ipv4 or ipv6, not {mode!r}")
     return mode
-
-
-def _positive_duration(doc: Doc, node: Node, name: str) -> float:
-    seconds = doc.duration(node, name)
-    if seconds <= 0:
-        raise ConfigError(doc.at(node), f"{name} must be more than 0")
-    return seconds

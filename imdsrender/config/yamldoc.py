@@ -14,7 +14,8 @@ from typing import Any, Dict, Optional, Sequence, Set, Tuple
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
+from ..model import bounded_duration
 from ..quantities import parse_duration
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -100,6 +101,8 @@ class Doc:
             return self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise yaml_error(self.name, exc) from None
+        except ValueError:  # int() of a number past Python's 4300-digit limit
+            raise ConfigError(self.at(node), "number too long", "write a sensible number") from None
 
     def fields(self, node: Node, allowed: Sequence[str], what: str) -> Dict[str, Node]:
         """Field name -> value node; unknown or repeated fields are errors.
@@ -147,6 +150,8 @@ class Doc:
         value = self.value(node)
         if not isinstance(value, str):
             raise ConfigError(self.at(node), f"{name} must be a string, not {kind(value)}")
+        if "\0" in value:  # no path, command or name can hold one: os calls refuse it later
+            raise ConfigError(self.at(node), f"{name} contains a NUL byte", "remove the \\0")
         return value
 
     def integer(self, node: Node, name: str, low: int, high: Optional[int] = None) -> int:
@@ -165,4 +170,9 @@ class Doc:
         return value
 
     def duration(self, node: Node, name: str) -> float:
-        return parse_duration(self.value(node), self.at(node))
+        """A duration within model.DURATION_BOUNDS[name], the bounds its flag obeys too."""
+        try:
+            return bounded_duration(name, parse_duration(self.value(node), self.at(node)),
+                                    self.at(node))
+        except UsageError as exc:
+            raise ConfigError(exc.where, exc.what, exc.hint) from None

@@ -35,14 +35,19 @@ class Recorder(Observer):
                      error: Optional[BaseException] = None) -> None:
         """A whole run (or poll) ended; *error* when it ended without outcomes."""
 
+    def run_started(self, deadline: Optional[float]) -> None:
+        """A run (or poll) starts and should end within *deadline* seconds (None: no limit)."""
+
     def run_pass(self, one_pass: Callable[[], Sequence[Outcome]],
-                 cache: Optional[CachedSource] = None) -> Sequence[Outcome]:
+                 cache: Optional[CachedSource] = None,
+                 deadline: Optional[float] = None) -> Sequence[Outcome]:
         """Run *one_pass* (fetch, render, write), time it and report it to run_finished.
 
         Whatever *one_pass* raises (ImdsUnavailable, a usage error, Ctrl-C)
         is reported as the run's error and re-raised, so a onetime run's
         textfile is written on failure too.
         """
+        self.run_started(deadline)
         started = time.monotonic()
         try:
             outcomes = one_pass()

@@ -41,7 +41,8 @@ class Metrics(Recorder):
     """
 
     def __init__(self, textfile: Optional[str] = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         try:
             import prometheus_client as prom
         except ImportError:
@@ -52,7 +53,7 @@ class Metrics(Recorder):
             prom.disable_created_metrics()  # *_created series only add noise to textfiles
         self._prom = prom
         self.textfile = textfile
-        self._wall = wall
+        self._wall, self._clock = wall, clock
         self._lock = threading.Lock()
         self.registry = prom.CollectorRegistry(auto_describe=True)
         self._define(prom)
@@ -106,6 +107,10 @@ class Metrics(Recorder):
 
     # -- run hooks (called by the CLI) --------------------------------------------
 
+    def run_started(self, deadline: Optional[float]) -> None:
+        with self._lock:
+            self._state.running = (self._clock(), deadline)
+
     def run_finished(self, outcomes: Sequence[Outcome], seconds: float,
                      cache: Optional[CachedSource] = None,
                      error: Optional[BaseException] = None) -> None:
@@ -130,6 +135,7 @@ class Metrics(Recorder):
                 state.read_outcomes(outcomes)
             state.failed = len(failed)
             state.last_run, state.last_duration, state.last_result = now, seconds, result
+            state.running, state.last_error = None, None if error is None else str(error)
             if result == RUN_OK:
                 state.last_success = now
             if cache is not None:
@@ -147,6 +153,21 @@ class Metrics(Recorder):
             self._state.healthy = healthy
 
     # -- reading ----------------------------------------------------------------
+
+    def not_ready(self) -> Optional[str]:
+        """Why the polls make this process unready: one stuck past its deadline, or the
+        last one failed as a whole (RUN_ERROR: nothing rendered; a failed resource is
+        its own metric); None when neither (a live IMDS alone is not readiness)."""
+        with self._lock:
+            state = self._state
+            if state.running is not None and state.running[1] is not None:
+                took, deadline = self._clock() - state.running[0], state.running[1]
+                if took > deadline:
+                    return f"poll running for {took:.0f}s, past its {deadline:g}s deadline"
+            if state.last_result == RUN_ERROR:
+                return f"last poll {state.last_result}" + (f": {state.last_error}"
+                                                            if state.last_error else "")
+        return None
 
     def details(self) -> Dict[str, Any]:
         """The ``details`` object of /ready/detailed: cache stats and the last run."""
@@ -194,6 +215,8 @@ class _RunState:
         self.last_result: Optional[str] = None
         self.healthy: Optional[bool] = None
         self.cache: Optional[CachedSource] = None
+        self.running: Optional[Tuple[float, Optional[float]]] = None  # (started, deadline)
+        self.last_error: Optional[str] = None
 
     def read_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Take statuses, durations and commands from a run's outcomes.

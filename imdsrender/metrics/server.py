@@ -1,9 +1,10 @@
 """The status server of interval mode: ``/metrics``, ``/health``, ``/ready``, ``/ready/detailed``.
 
-``--metrics-addr HOST:PORT``: /health and /ready are the same cached IMDS
-check (200 or 503; /health answers as confd's "basic IMDS availability
-check" does, so probes written for confd keep working), /ready/detailed
-the same check as JSON with cache and per-resource status.  http.server
+``--metrics-addr HOST:PORT``: /health is the cached IMDS check (200 or
+503, as confd's "basic IMDS availability check", so probes written for
+confd keep working); /ready is that check plus the polls' own state (503
+while a poll is stuck past its deadline or after a failed poll);
+/ready/detailed the same as JSON with cache and per-resource status.  http.server
 is imported on first use only: every --onetime run would pay ~2 ms for it.
 
 Served by :class:`imdsrender.serving.BoundedServer`: a flood of idle or
@@ -119,7 +120,18 @@ class StatusServer:
         self.stop()
 
     def check(self) -> _Check:
-        """Run the health check (or reuse a fresh result) and update confd_backend_healthy."""
+        """The IMDS health check (a fresh result is reused), then the polls' own state.
+
+        confd_backend_healthy follows IMDS only; /ready also fails while a
+        poll is stuck past its deadline or when the last poll failed.
+        """
+        result = self.imds_check()
+        problem = self.metrics.not_ready()
+        return _Check(False, problem, result.seconds, result.at) \
+            if result.healthy and problem else result
+
+    def imds_check(self) -> _Check:
+        """The cached IMDS health check alone: what /health answers, as confd's does."""
         with self._check_lock:
             now = self._clock()
             if self._last is not None and now - self._last[0] < self._min_interval:
@@ -172,8 +184,9 @@ def _handler_class() -> type:
             if path == "/metrics":
                 metrics = self.owner.metrics
                 self._send(200, metrics.exposition(), metrics.content_type)
-            elif path in ("/health", "/ready"):  # /health as confd's: IMDS availability
-                result = self.owner.check()
+            elif path in ("/health", "/ready"):
+                # /health as confd's: IMDS availability only; /ready also the polls' state
+                result = self.owner.check() if path == "/ready" else self.owner.imds_check()
                 text = "ok\n" if result.healthy else f"not ready: {result.message}\n"
                 self._send(200 if result.healthy else 503, text.encode("utf-8", "replace"))
             elif path == "/ready/detailed":

@@ -113,7 +113,7 @@ def test_a_held_request_does_not_delay_shutdown(serve_cli) -> None:
     (["--fault", "/x"], "--fault /x: expected PATH=STATUS[:COUNT]"),
     (["--fault", "/x=503:0"], "--fault /x=503:0: count '0' is not a positive number"),
     (["--host", "localhost.example"], "--host localhost.example: not an IP address"),
-    (["--port", "70000"], "--port 70000: not a TCP port"),
+    (["--port", "70000"], "--port: expected a whole number 0..65535, got '70000'"),
     (["--latency-ms", "-5"], "--latency-ms -5.0: not a latency"),
     (["--host", "192.0.2.1", "--port", "0"], "cannot listen on 192.0.2.1:0"),
 ])

@@ -49,7 +49,7 @@ def test_values_changing_between_polls(tmp_path: Path) -> None:
            if not k.startswith(("AWS_", "IMDS_")) and not k.lower().endswith("_proxy")}
     with Emulator() as emulator, log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "imdsrender", "--interval", "50ms", "--imds-cache-ttl",
+            [sys.executable, "-m", "imdsrender", "--interval", "100ms", "--imds-cache-ttl",
              "10ms", "--log-format", "json", *confdir.flags(emulator)],
             stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT, env=env)
         try:

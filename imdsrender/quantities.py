@@ -12,7 +12,9 @@ import re
 
 from .errors import UsageError
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# ASCII digits only: \d alone takes "٣" (Arabic three) and float() reads it as 3.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)", re.ASCII)
+_PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_HINT = "write e.g. 500ms, 30s, 2m, 1h or plain seconds"
 MAX_DIGITS = 18  # below int()'s 4300-digit limit, above any length, TTL or count we read
@@ -62,7 +64,7 @@ def _duration_text(text: str, where: str) -> float:
     sign = -1.0 if text.startswith("-") else 1.0  # so "-5s" says "negative", not "invalid"
     body = text[1:] if sign < 0 else text
     try:
-        seconds = float(body) if re.fullmatch(r"\d+(?:\.\d+)?", body) else _units(body)
+        seconds = float(body) if _PLAIN_SECONDS.fullmatch(body) else _units(body)
     except ValueError:
         raise UsageError(where, f"invalid duration {text!r}", _DURATION_HINT) from None
     return sign * seconds

@@ -51,3 +51,9 @@ def test_parse_duration_rejects_booleans() -> None:
 def test_parse_duration_rejects_negative(value: object) -> None:
     assert error_of(parse_duration, value, "--boot-wait") == (
         f"--boot-wait: negative duration {value!r}; durations must be >= 0")
+
+
+@pytest.mark.parametrize("text", ["\u0663", "\u0663s", "1\u0660s", "\uff15m"])
+def test_durations_take_ascii_digits_only(text: str) -> None:
+    # float() reads Arabic and full-width digits; a flag or setting must not.
+    assert error_of(parse_duration, text, "--timeout").startswith("--timeout: invalid duration")

@@ -96,12 +96,18 @@ def test_interval_poll_that_raises_a_bug_is_logged_counted_and_the_loop_goes_on(
         raise RuntimeError("poll bug")
 
     monkeypatch.setattr(interval, "fetch_snapshot", fetch)
-    monkeypatch.setattr(interval, "open_source", lambda job, observer=None: object())
+    monkeypatch.setattr(interval, "open_source",
+                        lambda job, observer=None, one_run=True: object())
     metrics = Counting()
     args = argparse.Namespace(interval=0.01)
     job = Job(Settings(), (), "", data="unused")
     sources = interval._Sources(metrics)
-    assert interval._poll_loop(job, args, metrics, sources, stop, reread) == 0
+    guard = threading.Timer(30, stop.set)  # a loop that never reaches fetch must not hang CI
+    guard.start()
+    try:
+        assert interval._poll_loop(job, args, metrics, sources, stop, reread) == 0
+    finally:
+        guard.cancel()
     assert len(polls) == 3
     failed = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
     assert failed == ["poll failed: internal error: RuntimeError: poll bug"] * 3

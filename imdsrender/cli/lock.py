@@ -123,7 +123,10 @@ def _signals_noted(noted: List[int]) -> Iterator[None]:
         noted.append(signum)
         handler = previous[signum]
         if callable(handler):  # interval mode's stop.set(): it stops after this run
-            handler(signum, frame)  # type: ignore[arg-type]
+            # cli.main turns SIGTERM/Ctrl-C into exceptions; here the wait loop raises
+            # LockInterrupted instead, which says what was interrupted.
+            with contextlib.suppress(BaseException):
+                handler(signum, frame)  # type: ignore[arg-type]
 
     for sig in _EXIT_ON_SIGNAL:
         signal.signal(sig, note)

@@ -14,6 +14,8 @@ from typing import Dict, Tuple
 
 import pytest
 
+from imdsrender import fetch, render, write
+from imdsrender.model import Resource
 from tests.helpers import ConfDir, run_cli
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -53,6 +55,25 @@ def test_noop_diff_never_shows_a_credentials_value(confdir: ConfDir, tmp_path: P
     assert "<redacted>" in result.stdout
     assert SECRET not in result.stdout + result.stderr
     assert not confdir.dest("creds.conf").exists()
+
+
+@pytest.mark.parametrize("first,second", [(CREDENTIALS, PLAIN), (PLAIN, CREDENTIALS)],
+                         ids=["credentials-then-plain", "plain-then-credentials"])
+def test_render_then_noop_sync_redacts_whatever_the_key_order(tmp_path: Path, first: str,
+                                                              second: str) -> None:
+    """The same as above without a subprocess: render's flag reaches sync's diff."""
+    (tmp_path / "t.j2").write_text(f'a={{{{ getv("{first}") }}}}\nb={{{{ getv("{second}") }}}}\n')
+    resource = Resource(origin="conf.d/t.yaml:1", src=str(tmp_path / "t.j2"), template="t.j2",
+                        dest=str(tmp_path / "out.conf"), keys=(CREDENTIALS, PLAIN))
+    snapshot = fetch.Snapshot(values={PLAIN: b"i-1", CREDENTIALS: SECRET.encode()})
+
+    rendered = render.render(render.make_environment(str(tmp_path)), resource, snapshot)
+    outcome = write.sync(resource, rendered.content, sensitive=rendered.sensitive, noop=True)
+
+    assert SECRET.encode() in rendered.content
+    assert rendered.sensitive
+    assert outcome.diff is not None and "<redacted>" in outcome.diff
+    assert SECRET not in outcome.diff
 
 
 def test_noop_leaves_stale_stage_files_and_everything_else_alone(confdir: ConfDir,

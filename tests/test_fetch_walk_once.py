@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Dict, List
+from typing import Callable, List, Mapping
 
 from imdsrender import fetch
 from imdsrender.source import NotFound
@@ -19,19 +19,38 @@ PUBLIC_KEYS = "/meta-data/public-keys/"
 
 
 class Source:
-    """Answers from a dict (missing = 404) and counts every request."""
+    """Answers from a dict (bytes, an exception to raise, or missing = 404).
 
-    def __init__(self, answers: Dict[str, bytes]) -> None:
+    Counts every request and the most requests in flight at once; *hold*
+    is called inside each request (tests use it to block or slow one).
+    """
+
+    def __init__(self, answers: Mapping[str, object],
+                 hold: Callable[[str], None] = lambda path: None) -> None:
         self.answers = answers
+        self.hold = hold
         self.calls: List[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
 
     def get(self, path: str) -> bytes:
         with self._lock:
             self.calls.append(path)
-        if path not in self.answers:
-            raise NotFound(path, "not found (404)")
-        return self.answers[path]
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self.hold(path)
+            answer = self.answers.get(path)
+            if answer is None:
+                raise NotFound(path, "not found (404)")
+            if isinstance(answer, BaseException):
+                raise answer
+            assert isinstance(answer, bytes)
+            return answer
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
 
 def test_a_child_listed_twice_is_requested_once() -> None:

@@ -50,7 +50,8 @@ MUTANTS[fetch]="imdsrender.fetch.x_fetch__* imdsrender.fetch.x${C}_Walk${C}*
   imdsrender.fetch.x${C}Plan${C}* imdsrender.fetch.x${C}Snapshot${C}*
   imdsrender.keys.x_union__* imdsrender.keys.x_parse_listing__*
   imdsrender.keys.x__is_hostile__* imdsrender.keys.x_depth__*"
-TESTS[fetch]="tests/test_fetch.py tests/test_fetch_walk_once.py tests/test_keys_grammar.py"
+TESTS[fetch]="tests/test_fetch.py tests/test_fetch_walk_once.py tests/test_fetch_bounds.py
+  tests/test_keys_grammar.py"
 
 SOURCES[redaction]="imdsrender/keys.py imdsrender/write.py imdsrender/render.py"
 MUTANTS[redaction]="imdsrender.keys.x_redact__* imdsrender.keys.x_is_credentials__*

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from urllib3._collections import HTTPHeaderDict
 
 from imdsrender import client
 from imdsrender.model import ImdsSettings
 
 TOKEN_PATH = "/latest/api/token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
-Answer = Tuple[int, bytes, Dict[str, str]]
+Answer = Tuple[int, bytes, Dict[str, Optional[str]]]
 
 
 class Clock:
@@ -28,14 +30,23 @@ class Clock:
 
 
 class Reply:
-    """Just enough of urllib3's HTTPResponse for the client."""
+    """Just enough of urllib3's HTTPResponse for the client.
 
-    def __init__(self, status: int, body: bytes, headers: Dict[str, str]) -> None:
+    Headers are case-insensitive as urllib3's are; a ``None`` header value
+    leaves the header out (no Content-Length); *on_read* runs before each
+    chunk is handed over (tests move the clock there).
+    """
+
+    def __init__(self, status: int, body: bytes, headers: Dict[str, Optional[str]],
+                 on_read: Callable[[], None] = lambda: None) -> None:
         self.status = status
-        self.headers = {"Content-Length": str(len(body)), **headers}
+        given = {"Content-Length": str(len(body)), **headers}
+        self.headers = HTTPHeaderDict({k: v for k, v in given.items() if v is not None})
         self._body = io.BytesIO(body)
+        self._on_read = on_read
 
     def read1(self, n: int) -> bytes:
+        self._on_read()
         return self._body.read(n)
 
     def read(self) -> bytes:
@@ -49,18 +60,26 @@ class Reply:
 
 
 class Pool:
-    """Answers requests with *handler(method, path, headers)*; logs every request."""
+    """Answers requests with *handler(method, path, headers)*; logs every request.
 
-    def __init__(self, handler: Callable[[str, str, Dict[str, str]], Answer]) -> None:
+    The handler returns (status, body, headers) or a ready Reply, or raises
+    (a urllib3 error stands for a network failure).  ``kwargs`` keeps the
+    keyword arguments of every request.
+    """
+
+    def __init__(self, handler: Callable[[str, str, Dict[str, str]], Any]) -> None:
         self.handler = handler
         self.log: List[Tuple[str, str, Optional[str]]] = []
+        self.kwargs: List[Dict[str, object]] = []
         self._lock = threading.Lock()
 
     def request(self, method: str, url: str, headers: Dict[str, str], **kw: object) -> Reply:
-        path = url.split("://", 1)[1].split("/", 1)[1]
+        path = "/" + url.split("://", 1)[1].split("/", 1)[1]
         with self._lock:
-            self.log.append((method, "/" + path, headers.get("X-aws-ec2-metadata-token")))
-        return Reply(*self.handler(method, "/" + path, headers))
+            self.log.append((method, path, headers.get("X-aws-ec2-metadata-token")))
+            self.kwargs.append(kw)
+        answer = self.handler(method, path, headers)
+        return answer if isinstance(answer, Reply) else Reply(*answer)
 
     def puts(self) -> int:
         return sum(1 for method, path, _ in self.log if method == "PUT" and path == TOKEN_PATH)
@@ -97,7 +116,7 @@ def test_lifetime_counts_from_when_the_put_was_sent() -> None:
     assert imds.get("/meta-data/instance-id") == b"token-1"
     assert pool.puts() == 1
 
-    clock.now = sent + 31.0  # 11 s after the answer: already too old to send
+    clock.now = sent + 30.0  # 10 s after the answer: already too old to send
     assert imds.get("/meta-data/instance-id") == b"token-2"
     assert pool.puts() == 2
 

@@ -43,7 +43,7 @@ MUTANTS[transport]="imdsrender.client.x${C}TokenManager${C}*
   imdsrender.client.x${C}RetryPolicy${C}*
   imdsrender.client.x_parse_retry_after__* imdsrender.client.x_resolve_endpoint__*
   imdsrender.client.x__usable_token__* imdsrender.client.x__granted_ttl__*"
-TESTS[transport]="tests/test_client.py tests/test_token_lifetime.py"
+TESTS[transport]="tests/test_client.py tests/test_token_lifetime.py tests/test_client_contract.py"
 
 SOURCES[fetch]="imdsrender/fetch.py imdsrender/keys.py"
 MUTANTS[fetch]="imdsrender.fetch.x_fetch__* imdsrender.fetch.x${C}_Walk${C}*

@@ -35,7 +35,7 @@ MUTANTS[write]="imdsrender.write.x_sync__* imdsrender.write.x__publish__*
   imdsrender.write.x__matches__* imdsrender.write.x_cleanup_stale__*
   imdsrender.write.x_stage_path__* imdsrender.write.x_stage_pattern__*
   imdsrender.write.x_render_command__*"
-TESTS[write]="tests/test_write.py tests/test_write_durability.py"
+TESTS[write]="tests/test_write.py tests/test_write_durability.py tests/test_write_failures.py"
 
 SOURCES[transport]="imdsrender/client.py"
 MUTANTS[transport]="imdsrender.client.x${C}TokenManager${C}*

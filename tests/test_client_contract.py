@@ -106,6 +106,11 @@ def test_endpoint_loses_only_trailing_slashes() -> None:
     assert client.resolve_endpoint(ImdsSettings(), "http://BOX//", environ={}) == "http://BOX"
 
 
+def test_the_client_reads_the_endpoint_from_its_environ() -> None:
+    imds = client.ImdsClient(ImdsSettings(), environ={"IMDS_ENDPOINT": "http://127.0.0.1:7/"})
+    assert imds.endpoint == "http://127.0.0.1:7"
+
+
 def test_disabled_by_the_environment() -> None:
     with pytest.raises(client.ImdsUnavailable) as caught:
         client.ImdsClient(ImdsSettings(), environ={"AWS_EC2_METADATA_DISABLED": "true"})
@@ -198,11 +203,16 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert policy.backoff(3, lambda: 0.5) == pytest.approx(0.2)
 
 
-def test_persistent_503_gives_up_naming_the_attempts() -> None:
+def test_persistent_503_gives_up_naming_the_attempts(caplog: pytest.LogCaptureFixture) -> None:
     observer = Observer()
     sleeps: List[float] = []
     imds, pool = make(token_then((503, b"", {})), observer=observer, sleeps=sleeps)
-    assert error_of(lambda: imds.get("/meta-data/tags/")) == (
+    with caplog.at_level(logging.DEBUG, logger="imdsrender"):
+        message = error_of(lambda: imds.get("/meta-data/tags/"))
+    assert [m for m in caplog.messages if "retry" in m] == [
+        f"GET /latest/meta-data/tags/: HTTP 503; retry {n} in {s}s"
+        for n, s in ((1, "0.05"), (2, "0.10"), (3, "0.20"))]
+    assert message == (
         "/meta-data/tags/: gave up after 4 attempts (HTTP 503); IMDS is unhealthy or "
         "throttling; try again later")
     assert sleeps == pytest.approx([0.05, 0.1, 0.2])
@@ -325,6 +335,20 @@ def test_a_body_still_dripping_at_the_deadline_is_abandoned() -> None:
     assert error_of(lambda: imds.get(KEY)) == (f"{KEY}: gave up after 1 attempts (body not "
                                                "complete before the request deadline); IMDS "
                                                "is unhealthy or throttling; try again later")
+
+
+def test_a_token_answer_still_dripping_at_the_deadline_points_at_the_hop_limit() -> None:
+    clock = Clock()
+
+    def slow(m: str, p: str, h: Dict[str, str]) -> Reply:
+        def tick() -> None:
+            clock.now += 6.0
+        return Reply(200, b"x" * (200 * 1024), {"Content-Length": None}, on_read=tick)
+
+    imds, _ = make(slow, clock=clock, retries=0)
+    assert error_of(imds.token) == (f"{EP}: no answer to the token request (body not complete "
+                                    "before the request deadline); in a container, raise the "
+                                    "instance's metadata hop limit (HttpPutResponseHopLimit 2)")
 
 
 def test_a_body_done_exactly_at_the_deadline_is_kept() -> None:

@@ -244,20 +244,35 @@ def test_outcomes_and_debug_log(dest: Path, caplog: pytest.LogCaptureFixture) ->
     noop = write.sync(res, b"new\n", noop=True, run=ok)
     assert (noop.dest, noop.status) == (str(dest), write.WOULD_WRITE)
     quiet = write.sync(res, b"new\n", run=ok)
-    assert (quiet.status, quiet.reloaded, quiet.diff) == (write.WRITTEN, True, None)
+    assert (quiet.dest, quiet.status, quiet.reloaded, quiet.diff) == \
+        (str(dest), write.WRITTEN, True, None)
+    same = write.sync(res, b"new\n", run=ok)
+    assert (same.dest, same.status) == (str(dest), write.UNCHANGED)
 
     with caplog.at_level(logging.DEBUG, logger="imdsrender"):
         write.sync(res, b"new\n", noop=True, run=ok)
+        write.sync(res, b"newer\n", noop=True, run=ok)
         write.sync(res, b"newer\n", run=ok)
         fail = lambda cmd, t: write.CommandResult(cmd, 1, False, b"", b"")  # noqa: E731
         failed = write.sync(resource(dest, check_cmd="false"), b"newest\n", run=fail)
     assert failed.diff is not None and "+newest" in failed.diff
     assert [m for m in caplog.messages if not m.startswith(("failed: ", f"{dest}: diff"))] == [
         f"{dest}: unchanged",
+        f"{dest}: would write",
         "running reload_cmd: reload",
         f"{dest}: written and reloaded",
         "running check_cmd: false",
     ]
+
+
+def test_a_relative_dest_lives_in_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dest without a directory part means ".": nothing else is created or touched."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".app.imdsr-00000000.conf").write_text("left by a killed run")
+    assert write.cleanup_stale("app.conf") == ["./.app.imdsr-00000000.conf"]
+    assert write.sync(resource(Path("app.conf")), b"x\n", run=ok).status == write.WRITTEN
+    assert os.listdir(tmp_path) == ["app.conf"]
 
 
 def test_cleanup_stale_logs_and_goes_on_after_a_failure(

@@ -302,3 +302,11 @@ def test_a_stage_file_that_cannot_be_removed_is_reported(
         write.sync(resource(dest, check_cmd="false"), b"new\n", run=fail, token=lambda: TOKEN)
     assert caplog.messages == [f"could not remove stage file {dest.parent}/.app.imdsr-{TOKEN}"
                                ".conf: Operation not permitted"]
+
+
+def test_a_command_killed_by_an_unnamed_signal() -> None:
+    result = write.CommandResult("reload", -200, False, b"", b"secret output\n")
+    assert write.describe_failure("reload_cmd", result, 5, sensitive=False) == \
+        "reload_cmd killed by signal 200: secret output"
+    assert write.describe_failure("reload_cmd", result, 5, sensitive=True) == \
+        f"reload_cmd killed by signal 200: {write.WITHHELD}"

@@ -57,8 +57,8 @@ SOURCES[redaction]="imdsrender/keys.py imdsrender/write.py imdsrender/render.py"
 MUTANTS[redaction]="imdsrender.keys.x_redact__* imdsrender.keys.x_is_credentials__*
   imdsrender.write.x_diff__* imdsrender.write.x__hunks__* imdsrender.write.x_describe_failure__*
   imdsrender.render.x${C}_Reader${C}_key__*"
-TESTS[redaction]="tests/test_write.py tests/test_write_failures.py tests/test_render.py tests/test_keys_grammar.py
-  tests/test_noop_touches_nothing.py"
+TESTS[redaction]="tests/test_write.py tests/test_write_failures.py tests/test_render.py
+  tests/test_keys_grammar.py tests/test_noop_touches_nothing.py"
 
 MUTMUT_VERSION="3.8.1"
 # --------------------------------------------------------------------------

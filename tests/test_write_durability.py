@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, List, Sequence, Tuple
 
 import pytest
 
@@ -31,7 +31,19 @@ def fd_path(fd: int) -> str:
     return os.readlink(f"/proc/self/fd/{fd}")
 
 
-def ok(cmd: str, timeout: float) -> write.CommandResult:
+def resolve(path: Any, dir_fd: Any) -> str:
+    """The absolute path an ``*at`` call names: *path* relative to *dir_fd* if given.
+
+    The writer opens the destination's directory once and then names the
+    stage file and dest relative to that fd (openat, renameat).
+    """
+    path = os.fspath(path)
+    if dir_fd is None or os.path.isabs(path):
+        return path
+    return os.path.join(fd_path(dir_fd), path)
+
+
+def ok(cmd: str, timeout: float, args: Sequence[str] = ()) -> write.CommandResult:
     return write.CommandResult(cmd, 0, False, b"", b"")
 
 
@@ -46,6 +58,9 @@ def umask_022() -> Iterator[None]:
 
 class Recorder:
     """Wraps os.write / os.fsync / os.replace / os.rename and the command runner.
+
+    Renames are recorded whether they name absolute paths or names relative
+    to ``src_dir_fd``/``dst_dir_fd`` (what the writer does now).
 
     Only calls on paths below *root* are recorded, so pytest's own output
     never shows up.  Names are "stage" (the staged file), "dest" and "dir"
@@ -79,9 +94,10 @@ class Recorder:
 
         def renaming(real: Any) -> Any:
             def wrapped(src: Any, dst: Any, **kw: Any) -> None:
-                src, dst = os.fspath(src), os.fspath(dst)
-                if src.startswith(self.root):
-                    self.events.append(("rename", f"{name(src)}->{name(dst)}"))
+                full_src = resolve(src, kw.get("src_dir_fd"))
+                full_dst = resolve(dst, kw.get("dst_dir_fd"))
+                if full_src.startswith(self.root):
+                    self.events.append(("rename", f"{name(full_src)}->{name(full_dst)}"))
                 real(src, dst, **kw)
             return wrapped
 
@@ -90,9 +106,10 @@ class Recorder:
         monkeypatch.setattr(os, "replace", renaming(os.replace))
         monkeypatch.setattr(os, "rename", renaming(os.rename))
 
-    def command(self, cmd: str, timeout: float) -> write.CommandResult:
+    def command(self, cmd: str, timeout: float,
+                args: Sequence[str] = ()) -> write.CommandResult:
         self.events.append(("command", cmd))
-        return ok(cmd, timeout)
+        return ok(cmd, timeout, args)
 
     def squeezed(self) -> List[Event]:
         """Events with repeated writes of one file folded into one."""
@@ -157,10 +174,10 @@ def test_stage_file_is_private_from_the_moment_it_exists(
     real_open = os.open
 
     def wrapped_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        full = resolve(path, kw.get("dir_fd"))  # the stage is opened relative to dest's dir
         fd = real_open(path, flags, mode, **kw)
-        if flags & os.O_CREAT and os.fspath(path).startswith(str(tmp_path)):
-            created.append((os.path.basename(os.fspath(path)),
-                            stat.S_IMODE(os.fstat(fd).st_mode)))
+        if flags & os.O_CREAT and full.startswith(str(tmp_path)):
+            created.append((os.path.basename(full), stat.S_IMODE(os.fstat(fd).st_mode)))
         return fd
 
     monkeypatch.setattr(os, "open", wrapped_open)

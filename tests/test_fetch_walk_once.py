@@ -13,6 +13,7 @@ import threading
 from typing import Callable, List, Mapping
 
 from imdsrender import fetch
+from imdsrender.model import FetchLimits
 from imdsrender.source import NotFound
 
 PUBLIC_KEYS = "/meta-data/public-keys/"
@@ -62,7 +63,7 @@ def test_a_child_listed_twice_is_requested_once() -> None:
         PUBLIC_KEYS + "1/openssh-key": b"ssh-ed25519 AAAA c",
     })
 
-    snapshot = fetch.fetch(fetch.Plan.of([[PUBLIC_KEYS]]), source, concurrency=4)
+    snapshot = fetch.fetch(fetch.Plan.of([[PUBLIC_KEYS]]), source, FetchLimits(concurrency=4))
 
     counts = collections.Counter(source.calls)
     assert {path: n for path, n in counts.items() if n > 1} == {}
@@ -82,6 +83,6 @@ def test_two_keys_reaching_one_directory_fetch_it_once() -> None:
     })
 
     fetch.fetch(fetch.Plan.of([[PUBLIC_KEYS], [PUBLIC_KEYS, "/meta-data/instance-id"]]),
-                source, concurrency=2)
+                source, FetchLimits(concurrency=2))
 
     assert sorted(source.calls) == sorted(source.answers)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from urllib3._collections import HTTPHeaderDict
 
-from imdsrender import client
+from imdsrender.imds import client
 from imdsrender.model import ImdsSettings
 
 TOKEN_PATH = "/latest/api/token"

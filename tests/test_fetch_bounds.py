@@ -17,6 +17,7 @@ from typing import Any, Dict
 import pytest
 
 from imdsrender import fetch
+from imdsrender.model import FetchLimits
 from imdsrender.source import SourceError
 from tests.test_fetch_walk_once import Source
 
@@ -40,9 +41,9 @@ def test_never_more_requests_in_flight_than_the_concurrency(
 
     monkeypatch.setattr(fetch, "ThreadPoolExecutor", Pool)
     source = Source(leaves(24), hold=lambda path: time.sleep(0.01))
-    options = {} if concurrency is None else {"concurrency": concurrency}
+    limits = None if concurrency is None else FetchLimits(concurrency=concurrency)
 
-    fetch.fetch(fetch.Plan.of([list(source.answers)]), source, **options)  # type: ignore[arg-type]
+    fetch.fetch(fetch.Plan.of([list(source.answers)]), source, limits)
 
     assert sizes == [limit]
     assert len(source.calls) == 24
@@ -64,7 +65,7 @@ def test_a_child_is_requested_as_soon_as_its_listing_is_in() -> None:
         hold(path)
 
     source = Source({"/meta-data/slow": b"s", TAGS: b"Name", TAGS + "Name": b"web"}, hold=mark)
-    snapshot = fetch.fetch(fetch.Plan.of([["/meta-data/slow", TAGS]]), source, concurrency=4)
+    snapshot = fetch.fetch(fetch.Plan.of([["/meta-data/slow", TAGS]]), source, FetchLimits(concurrency=4))
 
     assert seen_while_slow == [True]
     assert snapshot.values == {"/meta-data/slow": b"s", TAGS + "Name": b"web"}
@@ -79,7 +80,7 @@ def test_the_snapshot_remembers_the_planned_keys() -> None:
 
 def test_run_size_cap_is_inclusive() -> None:
     answers = {"/meta-data/a": b"x" * 600, "/meta-data/b": b"y" * 400}
-    snapshot = fetch.fetch(fetch.Plan.of([list(answers)]), Source(answers), max_run_bytes=1000)
+    snapshot = fetch.fetch(fetch.Plan.of([list(answers)]), Source(answers), FetchLimits(max_run_bytes=1000))
     assert snapshot.errors == {}
     assert snapshot.values == answers
 
@@ -88,7 +89,7 @@ def test_run_size_cap_error_and_warning(caplog: pytest.LogCaptureFixture) -> Non
     answers = {"/meta-data/a": b"x" * 600, "/meta-data/b": b"y" * 600}
     with caplog.at_level(logging.WARNING):
         snapshot = fetch.fetch(fetch.Plan.of([list(answers)]), Source(answers),
-                               concurrency=1, max_run_bytes=1000)
+                               FetchLimits(concurrency=1, max_run_bytes=1000))
     assert snapshot.errors == {"/meta-data/b": "the run's total size cap was exceeded"}
     assert caplog.messages == ["/meta-data/b: the run's total size cap was exceeded"]
 

@@ -15,15 +15,20 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from imdsrender import client
 from imdsrender.errors import Error
+from imdsrender.imds import client
+from imdsrender.imds.endpoint import resolve_endpoint
+from imdsrender.imds.policy import RetryPolicy
 from imdsrender.model import ImdsSettings
-from imdsrender.source import NotFound, SourceError
+from imdsrender.source import NotFound, SourceError, SourceUnavailable
 from tests.test_token_lifetime import TOKEN_PATH, TTL_HEADER, Clock, Pool, Reply
 
 EP = "http://127.0.0.1:9"
 KEY = "/meta-data/instance-id"
 REFUSED = "Failed to establish a new connection: [Errno 111] Connection refused"
+# The one hint of every token answer that is IMDS (or a proxy) misbehaving.
+MISBEHAVING = ("IMDS or something in front of it is misbehaving; check --endpoint and any "
+               "proxy in the way, then try again later")
 CONNECTION = "<urllib3.connection.HTTPConnection object at 0x7f00>"  # str(error) starts so
 
 
@@ -83,27 +88,26 @@ def error_of(call: Any) -> str:
                                    b"\xc3\xa9t\xc3\xa9"])
 def test_an_unusable_token_is_refused(token: bytes) -> None:
     imds, _ = make(token_then((200, b"x", {}), token=token))
-    assert error_of(imds.token) == (f"{EP}: the token request answered 200 with an unusable "
-                                    "token; IMDS or something in front of it is misbehaving; "
-                                    "try again later")
+    assert error_of(imds.current_token) == (f"{EP}: the token request answered 200 with an "
+                                            f"unusable token; {MISBEHAVING}")
 
 
 def test_every_printable_ascii_token_is_used() -> None:
     token = bytes(range(33, 127))
     imds, pool = make(token_then((200, b"x", {}), token=b" " + token + b"\n"))
-    assert imds.token() == token.decode("ascii")
+    assert imds.current_token() == token.decode("ascii")
     imds.get(KEY)
     assert pool.log[-1][2] == token.decode("ascii")
 
 
 def test_unknown_endpoint_mode() -> None:
     settings = ImdsSettings(endpoint_mode="ipv5")
-    assert error_of(lambda: client.resolve_endpoint(settings, environ={})) == \
-        "endpoint_mode: unknown endpoint mode 'ipv5'; use ipv4 or ipv6"
+    assert error_of(lambda: resolve_endpoint(settings, environ={})) == \
+        "imds.endpoint_mode: unknown endpoint mode 'ipv5'; use ipv4 or ipv6"
 
 
 def test_endpoint_loses_only_trailing_slashes() -> None:
-    assert client.resolve_endpoint(ImdsSettings(), "http://BOX//", environ={}) == "http://BOX"
+    assert resolve_endpoint(ImdsSettings(), "http://BOX//", environ={}) == "http://BOX"
 
 
 def test_the_client_reads_the_endpoint_from_its_environ() -> None:
@@ -112,7 +116,7 @@ def test_the_client_reads_the_endpoint_from_its_environ() -> None:
 
 
 def test_disabled_by_the_environment() -> None:
-    with pytest.raises(client.ImdsUnavailable) as caught:
+    with pytest.raises(SourceUnavailable) as caught:
         client.ImdsClient(ImdsSettings(), environ={"AWS_EC2_METADATA_DISABLED": "true"})
     assert str(caught.value) == ("IMDS: disabled by AWS_EC2_METADATA_DISABLED=true; unset it "
                                  "to let imdsrender query the metadata service")
@@ -125,7 +129,7 @@ def test_a_redirect_is_refused_and_named(status: int, location: Optional[str],
                                          where: str) -> None:
     imds, pool = make(token_then((status, b"", {"Location": location})))
     assert error_of(lambda: imds.get(KEY)) == (
-        f"/latest{KEY}: redirect (HTTP {status}) to {where} refused; IMDS never redirects; "
+        f"{KEY}: redirect (HTTP {status}) to {where} refused; IMDS never redirects; "
         "check --endpoint and any proxy in the way")
     assert [p for m, p, _ in pool.log if m == "GET"] == [f"/latest{KEY}"]  # never retried
 
@@ -135,9 +139,9 @@ def test_put_refused_means_imdsv2_unavailable(status: int,
                                               caplog: pytest.LogCaptureFixture) -> None:
     refuse = lambda m, p, h: (status, b"", {}) if m == "PUT" else (200, b"v1", {})  # noqa: E731
     imds, _ = make(refuse)
-    assert error_of(imds.token) == (f"{EP}: IMDSv2 token request refused (HTTP {status}); "
-                                    "enable IMDSv2 on the instance, or set "
-                                    "imds.allow_imdsv1: true")
+    assert error_of(imds.current_token) == (
+        f"{EP}: IMDSv2 token request refused (HTTP {status}); enable IMDSv2 on the instance, "
+        "or set imds.allow_imdsv1: true")
     fallback, pool = make(refuse, allow_imdsv1=True)
     with caplog.at_level(logging.WARNING):
         assert fallback.get(KEY) == b"v1"
@@ -148,14 +152,14 @@ def test_put_refused_means_imdsv2_unavailable(status: int,
 
 def test_put_400_names_the_ttl_setting() -> None:
     imds, _ = make(lambda m, p, h: (400, b"", {}))
-    assert error_of(imds.token) == ("imds.token_ttl: IMDS rejected the token request (400) for "
-                                    "a TTL of 21600; use a TTL from 1 to 21600")
+    assert error_of(imds.current_token) == (
+        "imds.token_ttl: IMDS rejected the token request (400) for a TTL of 21600; "
+        "use a TTL from 1 to 21600")
 
 
 def test_put_answered_otherwise() -> None:
     imds, _ = make(lambda m, p, h: (418, b"", {}))
-    assert error_of(imds.token) == (f"{EP}: token request answered HTTP 418; IMDS is "
-                                    "misbehaving; try again later")
+    assert error_of(imds.current_token) == f"{EP}: token request answered HTTP 418; {MISBEHAVING}"
 
 
 @pytest.mark.parametrize("status,message", [
@@ -193,14 +197,15 @@ def test_a_401_is_logged_and_renews_once(caplog: pytest.LogCaptureFixture) -> No
 @pytest.mark.parametrize("status,retried", [(429, True), (499, False), (500, True),
                                             (599, True), (600, False)])
 def test_which_statuses_are_retried(status: int, retried: bool) -> None:
-    assert client.RetryPolicy.retryable_status(status) is retried
+    assert RetryPolicy.is_retry(status) is retried
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
-    policy = client.RetryPolicy()
-    assert [policy.backoff(n, lambda: 1.0) for n in range(7)] == \
+    policy = RetryPolicy()  # the attempt count lives on the (immutable) policy now
+    assert [policy.new(attempt=n).backoff(lambda: 1.0) for n in range(7)] == \
         pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0])
-    assert policy.backoff(3, lambda: 0.5) == pytest.approx(0.2)
+    assert policy.new(attempt=3).backoff(lambda: 0.5) == pytest.approx(0.2)
+    assert policy.increment().increment() == policy.new(attempt=2)
 
 
 def test_persistent_503_gives_up_naming_the_attempts(caplog: pytest.LogCaptureFixture) -> None:
@@ -236,9 +241,8 @@ def test_the_request_deadline_grows_with_timeout_and_retries() -> None:
 def test_the_token_put_is_bounded_by_the_boot_wait() -> None:
     """A PUT answered 503 with Retry-After 1 s is retried until boot_wait (2 s), not 10 s."""
     imds, pool = make(lambda m, p, h: (503, b"", {"Retry-After": "1"}), retries=9, boot_wait=2.0)
-    assert error_of(imds.token) == (f"{EP}: no answer from IMDS (HTTP 503); check that this "
-                                    "runs on EC2 with the metadata service enabled; "
-                                    "--boot-wait sets how long to wait")
+    assert error_of(imds.current_token) == (f"{EP}: IMDS answered HTTP 503 to the token request "
+                                            f"2 times; {MISBEHAVING}")
     assert pool.puts() == 2
 
 
@@ -250,7 +254,7 @@ def test_boot_wait_backs_off_then_gives_up(caplog: pytest.LogCaptureFixture) -> 
     sleeps: List[float] = []
     imds, pool = make(refuse_connections, sleeps=sleeps, retries=0, boot_wait=1.0)
     with caplog.at_level(logging.INFO):
-        message = error_of(imds.token)
+        message = error_of(imds.current_token)
     assert message == (f"{EP}: no answer from IMDS (connection failed: {REFUSED}); check "
                        "that this runs on EC2 with the metadata service enabled; "
                        "--boot-wait sets how long to wait")
@@ -276,7 +280,7 @@ def test_token_put_failures_name_the_likely_cause(error: Exception, message: str
 
     sleeps: List[float] = []
     imds, pool = make(fail, sleeps=sleeps, retries=0, boot_wait=0.5)
-    assert error_of(imds.token) == f"{EP}: {message}"
+    assert error_of(imds.current_token) == f"{EP}: {message}"
     waited_for_boot = isinstance(error, ConnectTimeoutError)  # only a connect failure waits
     assert (pool.puts() > 1) is waited_for_boot
 
@@ -332,7 +336,7 @@ def test_a_body_still_dripping_at_the_deadline_is_abandoned() -> None:
         return Reply(200, b"x" * (200 * 1024), {"Content-Length": None}, on_read=tick)
 
     imds, _ = make(token_then(slow), clock=clock, retries=0)
-    assert error_of(lambda: imds.get(KEY)) == (f"{KEY}: gave up after 1 attempts (body not "
+    assert error_of(lambda: imds.get(KEY)) == (f"{KEY}: gave up after 1 attempt (body not "
                                                "complete before the request deadline); IMDS "
                                                "is unhealthy or throttling; try again later")
 
@@ -346,9 +350,10 @@ def test_a_token_answer_still_dripping_at_the_deadline_points_at_the_hop_limit()
         return Reply(200, b"x" * (200 * 1024), {"Content-Length": None}, on_read=tick)
 
     imds, _ = make(slow, clock=clock, retries=0)
-    assert error_of(imds.token) == (f"{EP}: no answer to the token request (body not complete "
-                                    "before the request deadline); in a container, raise the "
-                                    "instance's metadata hop limit (HttpPutResponseHopLimit 2)")
+    assert error_of(imds.current_token) == (
+        f"{EP}: no answer to the token request (body not complete before the request "
+        "deadline); in a container, raise the instance's metadata hop limit "
+        "(HttpPutResponseHopLimit 2)")
 
 
 def test_a_body_done_exactly_at_the_deadline_is_kept() -> None:
@@ -405,5 +410,5 @@ def test_a_failed_attempt_reports_no_status() -> None:
     observer = Observer()
     imds, _ = make(refuse_connections, observer=observer, retries=0, boot_wait=0.0)
     with pytest.raises(SourceError):
-        imds.token()
+        imds.current_token()
     assert observer.requests == [("token", TOKEN_PATH, None, 0.0)]

@@ -65,7 +65,8 @@ def test_a_child_is_requested_as_soon_as_its_listing_is_in() -> None:
         hold(path)
 
     source = Source({"/meta-data/slow": b"s", TAGS: b"Name", TAGS + "Name": b"web"}, hold=mark)
-    snapshot = fetch.fetch(fetch.Plan.of([["/meta-data/slow", TAGS]]), source, FetchLimits(concurrency=4))
+    snapshot = fetch.fetch(fetch.Plan.of([["/meta-data/slow", TAGS]]), source,
+                           FetchLimits(concurrency=4))
 
     assert seen_while_slow == [True]
     assert snapshot.values == {"/meta-data/slow": b"s", TAGS + "Name": b"web"}
@@ -80,7 +81,8 @@ def test_the_snapshot_remembers_the_planned_keys() -> None:
 
 def test_run_size_cap_is_inclusive() -> None:
     answers = {"/meta-data/a": b"x" * 600, "/meta-data/b": b"y" * 400}
-    snapshot = fetch.fetch(fetch.Plan.of([list(answers)]), Source(answers), FetchLimits(max_run_bytes=1000))
+    snapshot = fetch.fetch(fetch.Plan.of([list(answers)]), Source(answers),
+                           FetchLimits(max_run_bytes=1000))
     assert snapshot.errors == {}
     assert snapshot.values == answers
 

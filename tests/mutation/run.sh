@@ -24,26 +24,37 @@ set -f  # mutant patterns hold '*': never let the shell expand them
 declare -A SOURCES MUTANTS TESTS
 C="ǁ"
 
-SOURCES[write]="imdsrender/write.py"
-MUTANTS[write]="imdsrender.write.x_sync__* imdsrender.write.x__publish__*
-  imdsrender.write.x__make_parents__* imdsrender.write.x__create_stage__*
-  imdsrender.write.x__open_stage__* imdsrender.write.x__write_all__*
-  imdsrender.write.x__discard__* imdsrender.write.x__check__* imdsrender.write.x__run_step__*
-  imdsrender.write.x__rename__* imdsrender.write.x__fsync_dir__*
-  imdsrender.write.x__sync_directory__* imdsrender.write.x__reload__*
-  imdsrender.write.x__read_current__* imdsrender.write.x__target__*
-  imdsrender.write.x__matches__* imdsrender.write.x_cleanup_stale__*
-  imdsrender.write.x_stage_path__* imdsrender.write.x_stage_pattern__*
-  imdsrender.write.x_render_command__*"
-TESTS[write]="tests/test_write.py tests/test_write_durability.py tests/test_write_failures.py"
+# The modules as restructured (package per job): write/, imds/, render/.
+W=imdsrender.write
+SOURCES[write]="imdsrender/write/sync.py imdsrender/write/files.py imdsrender/write/paths.py
+  imdsrender/write/commands.py"
+MUTANTS[write]="$W.sync.x_sync__* $W.sync.x__sync_in__* $W.sync.x_retry_reload__*
+  $W.sync.x__read_current__* $W.sync.x__target__* $W.sync.x__matches__*
+  $W.sync.x${C}_Publish${C}*
+  $W.files.x_stage_path__* $W.files.x_stage_pattern__* $W.files.x_cleanup_stale__*
+  $W.files.x__remove_stale__* $W.files.x_open_place__* $W.files.x_create_stage__*
+  $W.files.x__open_stage__* $W.files.x__write_all__* $W.files.x_discard__*
+  $W.files.x__unlink_quietly__* $W.files.x_replace_dest__* $W.files.x_fsync_dir__*
+  $W.files.x_sync_directory__* $W.files.x_write_small_file__*
+  $W.paths.x_open_directory__* $W.paths.x__trusted_link_target__*
+  $W.paths.x_link_is_trusted__* $W.paths.x__make_directory__* $W.paths.x_fsync_fd__*
+  $W.commands.x_fill_placeholders__*"
+TESTS[write]="tests/write/test_files.py tests/write/test_sync.py tests/write/test_commands.py
+  tests/test_write_durability.py tests/test_write_failures.py tests/security/test_dest_paths.py"
 
-SOURCES[transport]="imdsrender/client.py"
-MUTANTS[transport]="imdsrender.client.x${C}TokenManager${C}*
-  imdsrender.client.x${C}ImdsClient${C}*
-  imdsrender.client.x${C}RetryPolicy${C}*
-  imdsrender.client.x_parse_retry_after__* imdsrender.client.x_resolve_endpoint__*
-  imdsrender.client.x__usable_token__* imdsrender.client.x__granted_ttl__*"
-TESTS[transport]="tests/test_client.py tests/test_token_lifetime.py tests/test_client_contract.py"
+T=imdsrender.imds
+SOURCES[transport]="imdsrender/imds/client.py imdsrender/imds/token.py imdsrender/imds/policy.py
+  imdsrender/imds/deadline.py imdsrender/imds/endpoint.py"
+MUTANTS[transport]="$T.client.x${C}ImdsClient${C}* $T.client.x${C}_Retryable${C}*
+  $T.token.x${C}TokenManager${C}* $T.token.x_read_token_answer__*
+  $T.token.x_usable_token__* $T.token.x_granted_ttl__*
+  $T.policy.x${C}RetryPolicy${C}* $T.policy.x_parse_retry_after__*
+  $T.policy.x_run_deadline__* $T.policy.x_giving_up_because__*
+  $T.deadline.x_* $T.deadline.x${C}*
+  $T.endpoint.x_resolve_endpoint__* $T.endpoint.x_locate_endpoint__*
+  $T.endpoint.x_metadata_disabled__*"
+TESTS[transport]="tests/imds/test_client.py tests/imds/test_token.py tests/imds/test_policy.py
+  tests/imds/test_endpoint.py tests/test_token_lifetime.py tests/test_client_contract.py"
 
 SOURCES[fetch]="imdsrender/fetch.py imdsrender/keys.py"
 MUTANTS[fetch]="imdsrender.fetch.x_fetch__* imdsrender.fetch.x${C}_Walk${C}*
@@ -53,12 +64,15 @@ MUTANTS[fetch]="imdsrender.fetch.x_fetch__* imdsrender.fetch.x${C}_Walk${C}*
 TESTS[fetch]="tests/test_fetch.py tests/test_fetch_walk_once.py tests/test_fetch_bounds.py
   tests/test_keys_grammar.py"
 
-SOURCES[redaction]="imdsrender/keys.py imdsrender/write.py imdsrender/render.py"
+SOURCES[redaction]="imdsrender/keys.py imdsrender/render/redact.py imdsrender/render/functions.py
+  imdsrender/write/diff.py imdsrender/write/commands.py"
 MUTANTS[redaction]="imdsrender.keys.x_redact__* imdsrender.keys.x_is_credentials__*
-  imdsrender.write.x_diff__* imdsrender.write.x__hunks__* imdsrender.write.x_describe_failure__*
-  imdsrender.render.x${C}_Reader${C}_key__*"
-TESTS[redaction]="tests/test_write.py tests/test_write_failures.py tests/test_render.py
-  tests/test_keys_grammar.py tests/test_noop_touches_nothing.py"
+  imdsrender.render.redact.x_* $W.diff.x_diff__* $W.diff.x__hunks__*
+  $W.commands.x_describe_failure__* imdsrender.render.functions.x${C}Reader${C}_key__*"
+TESTS[redaction]="tests/write/test_diff.py tests/write/test_commands.py
+  tests/test_write_failures.py tests/render/test_functions.py tests/render/test_errors.py
+  tests/security/test_secret_errors.py tests/test_keys_grammar.py
+  tests/test_noop_touches_nothing.py"
 
 MUTMUT_VERSION="3.8.1"
 # --------------------------------------------------------------------------

@@ -62,7 +62,7 @@ MUTANTS[fetch]="imdsrender.fetch.x_fetch__* imdsrender.fetch.x${C}_Walk${C}*
   imdsrender.keys.x_union__* imdsrender.keys.x_parse_listing__*
   imdsrender.keys.x__is_hostile__* imdsrender.keys.x_depth__*"
 TESTS[fetch]="tests/test_fetch.py tests/test_fetch_walk_once.py tests/test_fetch_bounds.py
-  tests/test_keys_grammar.py"
+  tests/test_keys_grammar.py tests/security/test_hostile_answers.py"
 
 SOURCES[redaction]="imdsrender/keys.py imdsrender/render/redact.py imdsrender/render/functions.py
   imdsrender/write/diff.py imdsrender/write/commands.py"

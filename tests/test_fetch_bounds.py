@@ -167,3 +167,52 @@ def test_lookups_outside_the_failure_still_answer() -> None:
     assert FAILED_DIR.children("/meta-data/events/") is None
     with pytest.raises(fetch.FetchFailed):  # an error below a directory makes it incomplete
         FAILED_DIR.children("/meta-data/")
+
+
+# ------------------------------------------- caps found loose by the re-run on the new layout
+
+def test_request_cap_fails_the_planned_keys_past_it_with_one_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Planned keys count against the cap too; each one past it gets its own error."""
+    answers = {f"/meta-data/{name}": name.encode() for name in "abcd"}
+    source = Source(answers)
+    with caplog.at_level(logging.WARNING):
+        snapshot = fetch.fetch(fetch.Plan.of([list(answers)]), source,
+                               FetchLimits(max_requests=2, concurrency=1))
+    reason = "the run's cap of 2 requests was reached"
+    assert sorted(source.calls) == ["/meta-data/a", "/meta-data/b"]
+    assert snapshot.errors == {"/meta-data/c": reason, "/meta-data/d": reason}
+    assert caplog.messages == [f"/meta-data/c: {reason}; the resources needing it and later "
+                               "paths fail (imds.max_requests)"]
+
+
+@pytest.mark.parametrize("entries,kept", [(3, True), (4, False)])
+def test_listing_entry_cap_is_inclusive_and_counts_skipped_entries(
+        caplog: pytest.LogCaptureFixture, entries: int, kept: bool) -> None:
+    """A cap of 3: two names and one hostile entry pass, one more entry is too many."""
+    body = b"\n".join([b"a", b"..", b"b", b"c"][:entries])
+    answers = {TAGS: body, TAGS + "a": b"1", TAGS + "b": b"2", TAGS + "c": b"3"}
+    with caplog.at_level(logging.WARNING):
+        snapshot = fetch.fetch(fetch.Plan.of([[TAGS]]), Source(answers),
+                               FetchLimits(max_listing_entries=3))
+    if kept:
+        assert snapshot.errors == {}
+        assert snapshot.listings[TAGS] == (TAGS + "a", TAGS + "b")
+        assert caplog.messages == [f"{TAGS}: skipped listing entry '..' (not a safe path name)"]
+    else:
+        cut = "the listing has 4 entries, more than the cap of 3"
+        assert snapshot.errors == {TAGS: cut}
+        assert TAGS not in snapshot.listings
+        assert caplog.messages == [f"{TAGS}: {cut}"]
+
+
+def test_no_thread_for_a_fetch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pids limit (systemd TasksMax) refuses new threads: say so, and what to change."""
+    def refuse(self: Any, *args: Any, **kw: Any) -> Any:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", refuse)
+    with pytest.raises(fetch.FetchFailed) as caught:
+        fetch.fetch(fetch.Plan.of([["/meta-data/a"]]), Source({"/meta-data/a": b"1"}))
+    assert str(caught.value) == ("fetch: cannot start a fetch thread (can't start new thread); "
+                                 "raise the service's TasksMax, or lower concurrency")

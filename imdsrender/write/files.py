@@ -90,24 +90,26 @@ def cleanup_stale(dest: str, *, min_age: float = 0.0,
     removed = []
     try:
         for name in sorted(os.listdir(dir_fd)):
-            if pattern.match(name) and _remove_stale(dir_fd, name, min_age, clock, dest):
-                removed.append(os.path.join(directory, name))
+            path = os.path.join(directory, name)
+            if pattern.match(name) and _remove_stale(dir_fd, name, path, min_age, clock, dest):
+                removed.append(path)
     finally:
         os.close(dir_fd)
     return removed
 
 
-def _remove_stale(dir_fd: int, name: str, min_age: float, clock: Callable[[], float],
-                  dest: str) -> bool:
+def _remove_stale(dir_fd: int, name: str, path: str, min_age: float,
+                  clock: Callable[[], float], dest: str) -> bool:
+    """Remove stage file *name* in *dir_fd*; the log names its full *path*."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if not stat.S_ISREG(st.st_mode) or clock() - st.st_mtime < min_age:
             return False
         os.unlink(name, dir_fd=dir_fd)
     except OSError as exc:
-        log.warning("%s: could not remove stale stage file %s: %s", dest, name, reason(exc))
+        log.warning("%s: could not remove stale stage file %s: %s", dest, path, reason(exc))
         return False
-    log.info("%s: removed stale stage file %s", dest, name)
+    log.info("%s: removed stale stage file %s", dest, path)
     return True
 
 

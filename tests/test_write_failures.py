@@ -239,11 +239,11 @@ def test_a_directory_created_concurrently_is_fine(tmp_path: Path,
 def test_a_directory_that_cannot_be_created(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     failing("mkdir", monkeypatch, lambda *a, **kw: True, code=errno.EACCES)
-    dest = tmp_path / "a" / "app.conf"
+    dest = tmp_path / "a" / "b" / "app.conf"
     out = write.sync(resource(dest), b"x\n", run=ok)
-    # The directory is opened (and made) component by component from /; a
-    # failure anywhere on the way is reported for dest's directory.
-    failed_with(dest, out, f"opening directory {tmp_path / 'a'} failed: Permission denied",
+    # The directory is made component by component from /: the message names the
+    # one that failed (a/), not only dest's (a/b/).
+    failed_with(dest, out, f"creating directory {tmp_path / 'a'} failed: Permission denied",
                 "check the destination path and its permissions")
 
 

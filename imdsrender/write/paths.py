@@ -112,6 +112,9 @@ def _make_directory(parent_fd: int, name: str, here: str) -> None:
         os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
     except FileExistsError:
         return
+    except OSError as exc:  # name the directory that could not be made, not only dest's
+        raise Problem(f"creating directory {here} failed: {exc.strerror or exc}",
+                      "check the destination path and its permissions") from None
     fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     try:
         os.fchmod(fd, DIR_MODE)

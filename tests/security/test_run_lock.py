@@ -29,11 +29,14 @@ NOBODY = 65534
 DROP = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 FIXTURE = ROOT / "imdsrender" / "data" / "default-fixture.json"
 WORLD_WRITABLE = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]
-HOLD = ("import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(120)\n")
+# Inside the test's mount namespace /tmp is a fresh tmpfs; the old /tmp (where CI keeps
+# its venv and may keep the checkout) stays reachable through this bind.
+HOST_TMP = "/mnt/host-tmp"
+
+
+def outside_tmp(path: str) -> str:
+    """*path* as the namespace sees it once /tmp is covered."""
+    return HOST_TMP + path[len("/tmp"):] if path == "/tmp" or path.startswith("/tmp/") else path
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                 reason="needs root and unshare (CI runs as root)")
@@ -54,29 +57,35 @@ def write_confdir(base: Path, dest_dir: str) -> Path:
 def test_lock_planted_by_a_user_in_run_lock_blocks_nothing_and_run_leaves_no_files(
         tmp_path: Path) -> None:
     write_confdir(tmp_path, "/mnt/out")
+    (tmp_path / "host-tmp").mkdir()
     old_lock = "/run/lock/imdsrender-" + hashlib.sha1(
         b"/mnt/confdir/templates").hexdigest()[:12] + ".lock"
     tmpfs = " && ".join(f"mount -t tmpfs -o mode=1777 tmpfs {d}" for d in WORLD_WRITABLE)
+    python = outside_tmp(sys.executable)
+    # The attacker: nobody creates the old lock file in /run/lock and holds flock on it.
     script = f"""
 set -e
 mount --bind {tmp_path} /mnt
+mount --bind /tmp {HOST_TMP}
 {tmpfs}
-{' '.join(DROP)} {sys.executable} -c "$HOLD" {old_lock} > /mnt/held &
+{' '.join(DROP)} flock --no-fork {old_lock} sh -c 'echo held; exec sleep 120' > /mnt/held 2>/dev/null &
 holder=$!
-while [ ! -s /mnt/held ]; do sleep 0.05; done
+tries=0
+while [ ! -s /mnt/held ] && [ $tries -lt 400 ]; do sleep 0.05; tries=$((tries + 1)); done
 set +e
-timeout 30 {sys.executable} -m imdsrender --onetime --confdir /mnt/confdir \
+timeout 30 {python} -m imdsrender --onetime --confdir /mnt/confdir \
     --data /mnt/fixture.json
 echo "rc=$?"
 kill $holder
 for d in {' '.join(WORLD_WRITABLE)}; do echo "$d:" $(ls -A $d); done
 """
-    env = {**os.environ, "HOLD": HOLD}
+    env = {**os.environ, "PYTHONPATH": outside_tmp(str(ROOT))}
     env.pop("IMDSRENDER_RUNTIME_DIR", None)
     result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                              script], capture_output=True, text=True, cwd=ROOT, env=env,
                             timeout=90)
     lines = result.stdout.splitlines()
+    assert (tmp_path / "held").read_text() == "held\n", result.stderr  # the attack was in place
     assert "rc=0" in lines, result.stdout + result.stderr  # old code: blocked, killed (124)
     assert (tmp_path / "out" / "id").read_text().startswith("i-")
     listings = {line.split(":")[0]: line.split(":")[1].split() for line in lines if ":" in line}

@@ -53,7 +53,7 @@ MUTANTS[transport]="$T.client.x${C}ImdsClient${C}* $T.client.x${C}_Retryable${C}
   $T.deadline.x_* $T.deadline.x${C}*
   $T.endpoint.x_resolve_endpoint__* $T.endpoint.x_locate_endpoint__*
   $T.endpoint.x_metadata_disabled__*"
-TESTS[transport]="tests/imds/test_client.py tests/imds/test_token.py tests/imds/test_policy.py
+TESTS[transport]="tests/imds/test_deadline.py tests/imds/test_client.py tests/imds/test_token.py tests/imds/test_policy.py
   tests/imds/test_endpoint.py tests/test_token_lifetime.py tests/test_client_contract.py"
 
 SOURCES[fetch]="imdsrender/fetch.py imdsrender/keys.py"

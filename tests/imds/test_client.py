@@ -5,13 +5,15 @@ from __future__ import annotations
 import email.utils
 import logging
 import socket
-from typing import List
+from typing import List, Optional, Tuple
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug.wrappers import Request, Response
 
 from imdsrender.imds import client as client_module
 from imdsrender.imds.client import ImdsClient, ImdsConfigError
+from imdsrender.imds.limits import Observer
 from imdsrender.imds.policy import RetryPolicy
 from imdsrender.imds.token import TOKEN_REFUSED_HINT
 from imdsrender.imds.wire import IPV4_ENDPOINT
@@ -395,3 +397,43 @@ def test_no_request_outlives_the_run_deadline(httpserver: HTTPServer,
     assert len(httpserver.log) == sent
     client.begin_run()  # the next poll starts a new run
     assert client.get("/meta-data/a") == b"1"
+
+
+# What the client reports to its Observer (the metrics hooks): each attempt
+# once with operation, path, status and seconds on the client clock; each
+# retry with its reason; each new token once.
+class Recorder(Observer):
+    def __init__(self) -> None:
+        self.calls: List[Tuple[object, ...]] = []
+
+    def request(self, operation: str, path: str, status: Optional[int], seconds: float) -> None:
+        self.calls.append(("request", operation, path, status, seconds))
+
+    def retry(self, operation: str, reason: str) -> None:
+        self.calls.append(("retry", operation, reason))
+
+    def token_refresh(self) -> None:
+        self.calls.append(("token_refresh",))
+
+
+def test_each_attempt_retry_and_token_is_reported_with_its_arguments(
+        httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+
+    def slow_busy(request: Request) -> Response:
+        fake_time.now += 2.5  # the attempt takes 2.5 s on the client's clock
+        return Response("busy", status=503)
+
+    httpserver.expect_oneshot_request("/latest/meta-data/x").respond_with_handler(slow_busy)
+    httpserver.expect_request("/latest/meta-data/x").respond_with_data("v")
+    client = make_client(httpserver, fake_time)
+    client.observer = recorder = Recorder()
+
+    assert client.get("/meta-data/x") == b"v"
+    assert recorder.calls == [
+        ("request", "token", "/latest/api/token", 200, 0.0),
+        ("token_refresh",),
+        ("request", "get", "/latest/meta-data/x", 503, 2.5),
+        ("retry", "get", "HTTP 503"),
+        ("request", "get", "/latest/meta-data/x", 200, 0.0),
+    ]

@@ -437,3 +437,25 @@ def test_each_attempt_retry_and_token_is_reported_with_its_arguments(
         ("retry", "get", "HTTP 503"),
         ("request", "get", "/latest/meta-data/x", 200, 0.0),
     ]
+
+
+REDIRECT_HINT = "IMDS never redirects; check --endpoint and any proxy in the way"
+
+
+@pytest.mark.parametrize("status, headers, message", [
+    (299, {}, "/s: unexpected HTTP 299; see the debug log for the answer"),
+    (300, {"Location": "http://x/"},
+     f"/s: redirect (HTTP 300) to http://x/ refused; {REDIRECT_HINT}"),
+    (399, {}, f"/s: redirect (HTTP 399) to elsewhere refused; {REDIRECT_HINT}"),
+    (400, {}, "/s: unexpected HTTP 400; see the debug log for the answer"),
+])
+def test_each_non_200_answer_to_a_get_says_what_it_was(httpserver: HTTPServer,
+                                                        fake_time: FakeTime, status: int,
+                                                        headers: dict, message: str) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/s").respond_with_data("b", status=status, headers=headers)
+    with pytest.raises(SourceError) as caught:
+        make_client(httpserver, fake_time).get("/s")
+    assert not isinstance(caught.value, NotFound)
+    assert str(caught.value) == message
+    assert len(requests_to(httpserver, "/latest/s")) == 1  # never retried

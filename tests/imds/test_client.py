@@ -459,3 +459,16 @@ def test_each_non_200_answer_to_a_get_says_what_it_was(httpserver: HTTPServer,
     assert not isinstance(caught.value, NotFound)
     assert str(caught.value) == message
     assert len(requests_to(httpserver, "/latest/s")) == 1  # never retried
+
+
+def test_a_declared_length_one_past_the_cap_is_refused_at_the_cap_it_is_read(
+        httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/at").respond_with_data("x" * 1024)
+    httpserver.expect_request("/latest/past").respond_with_data("x" * 1025)
+    client = make_client(httpserver, fake_time, max_leaf_bytes=1024)
+    assert client.get("/at") == b"x" * 1024
+    with pytest.raises(SourceError) as caught:
+        client.get("/past")
+    assert str(caught.value) == ("/past: answer of 1025 bytes exceeds the 1024-byte cap; "
+                                 "this path is too large to render")

@@ -470,5 +470,5 @@ def test_a_declared_length_one_past_the_cap_is_refused_at_the_cap_it_is_read(
     assert client.get("/at") == b"x" * 1024
     with pytest.raises(SourceError) as caught:
         client.get("/past")
-    assert str(caught.value) == ("/past: answer of 1025 bytes exceeds the 1024-byte cap; "
+    assert str(caught.value) == ("/latest/past: answer of 1025 bytes exceeds the 1024-byte cap; "
                                  "this path is too large to render")

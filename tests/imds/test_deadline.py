@@ -83,7 +83,7 @@ def test_socket_remembers_urllib3s_timeout_as_the_cap(pair):
 
 @pytest.mark.parametrize(
     "base, left, expected",
-    [(None, 2.5, 2.5), (5.0, 2.5, 2.5), (1.0, 2.5, 1.0)],
+    [(None, 2.5, 2.5), (5.0, 2.5, 2.5), (1.0, 2.5, 1.0), (None, 0.5, 0.5)],
 )
 def test_each_read_waits_at_most_the_time_left(pair, base, left, expected):
     raw, peer = pair
@@ -124,6 +124,17 @@ def test_text_files_are_the_sockets_own(pair):
     text = DeadlineSocket(raw).makefile("r")
     peer.sendall(b"line\n")
     assert text.readline() == "line\n"
+    text.close()
+
+
+def test_text_and_write_files_get_every_argument(pair):
+    raw, _ = pair
+    sock = DeadlineSocket(raw)
+    unbuffered = sock.makefile("wb", 0)
+    assert isinstance(unbuffered, socket.SocketIO) and unbuffered.mode == "wb"
+    text = sock.makefile("w", encoding="latin-1")
+    assert (text.mode, text.encoding) == ("w", "latin-1")
+    unbuffered.close()
     text.close()
 
 

@@ -46,6 +46,10 @@ def test_a_json_scalar_lists_itself_twice_and_nothing_else() -> None:
     # two stretches apart stay two; touching stretches are one
     ("4821-4821", ["4821"], "<redacted>-<redacted>"),
     ("48214821", ["4821"], "<redacted>"),
+    # a stretch at the very start of a message that goes on
+    ("4821 ok", ["4821"], "<redacted> ok"),
+    # a too-short value is skipped, the values after it still count
+    ("x 4821 y", ["ab", "4821"], "x <redacted> y"),
     # every secret counts, whatever its length group
     ("a 4821 b wJalrXUt c", ["4821", KEY], "a <redacted> b <redacted> c"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import socket
+import threading
 from typing import List, Optional, Tuple
 
 import pytest
@@ -472,3 +473,48 @@ def test_a_declared_length_one_past_the_cap_is_refused_at_the_cap_it_is_read(
         client.get("/past")
     assert str(caught.value) == ("/latest/past: answer of 1025 bytes exceeds the 1024-byte cap; "
                                  "this path is too large to render")
+
+
+def test_an_answer_cut_by_the_deadline_says_so(fake_time: FakeTime) -> None:
+    """The deadline passes after the status line: the next read fails at once, and
+    the message names the deadline, not a read timeout."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    held: List[socket.socket] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        held.append(conn)
+        while True:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                more = conn.recv(4096)
+                if not more:
+                    return
+                data += more
+            if data.startswith(b"PUT"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                             b"X-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\ntok")
+                continue
+            fake_time.now += 1000  # the deadline passes while the answer is under way
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")  # ...and nothing more, ever
+            return
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = ImdsClient(ImdsSettings(timeout=1.0, retries=0, boot_wait=5.0),
+                        endpoint=f"http://127.0.0.1:{srv.getsockname()[1]}", environ={},
+                        clock=fake_time.clock, wall=fake_time.wall, sleep=fake_time.sleep,
+                        rand=lambda: 1.0)
+    try:
+        with pytest.raises(SourceError) as caught:
+            client.get("/x")
+    finally:
+        srv.close()
+        for conn in held:
+            conn.close()
+    assert str(caught.value) == ("/x: gave up after 1 attempt (no complete answer before the "
+                                 "deadline); IMDS is unhealthy or throttling; try again later")

@@ -518,3 +518,20 @@ def test_an_answer_cut_by_the_deadline_says_so(fake_time: FakeTime) -> None:
             conn.close()
     assert str(caught.value) == ("/x: gave up after 1 attempt (no complete answer before the "
                                  "deadline); IMDS is unhealthy or throttling; try again later")
+
+
+@pytest.mark.parametrize("retries, times", [(0, "once"), (2, "3 times")])
+def test_a_token_request_that_keeps_failing_says_how_often(httpserver: HTTPServer,
+                                                           fake_time: FakeTime, retries: int,
+                                                           times: str) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(
+        "busy", status=503)
+    client = make_client(httpserver, fake_time, retries=retries)
+    with pytest.raises(SourceUnavailable) as caught:
+        client.get("/x")
+    endpoint = httpserver.url_for("").rstrip("/")
+    assert str(caught.value) == (
+        f"{endpoint}: IMDS answered HTTP 503 to the token request {times}; IMDS or something "
+        "in front of it is misbehaving; check --endpoint and any proxy in the way, then try "
+        "again later")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == retries + 1

@@ -5,13 +5,16 @@ from __future__ import annotations
 import email.utils
 import logging
 import socket
-from typing import List
+import threading
+from typing import List, Optional, Tuple
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug.wrappers import Request, Response
 
 from imdsrender.imds import client as client_module
 from imdsrender.imds.client import ImdsClient, ImdsConfigError
+from imdsrender.imds.limits import Observer
 from imdsrender.imds.policy import RetryPolicy
 from imdsrender.imds.token import TOKEN_REFUSED_HINT
 from imdsrender.imds.wire import IPV4_ENDPOINT
@@ -389,9 +392,148 @@ def test_no_request_outlives_the_run_deadline(httpserver: HTTPServer,
     client.begin_run()
     fake_time.now += 6  # the run's 5 s are gone: the request is not even sent
     sent = len(httpserver.log)
-    with pytest.raises(SourceError, match=r"not sent \(the run's deadline had passed\); "
-                                          "the whole run took longer than imds.run_timeout"):
+    with pytest.raises(SourceError) as caught:
         client.get("/meta-data/a")
+    assert str(caught.value) == (
+        "/meta-data/a: not sent (the run's deadline had passed); the whole run took longer "
+        "than imds.run_timeout; raise it, or lower the number of keys")
     assert len(httpserver.log) == sent
     client.begin_run()  # the next poll starts a new run
     assert client.get("/meta-data/a") == b"1"
+
+
+# What the client reports to its Observer (the metrics hooks): each attempt
+# once with operation, path, status and seconds on the client clock; each
+# retry with its reason; each new token once.
+class Recorder(Observer):
+    def __init__(self) -> None:
+        self.calls: List[Tuple[object, ...]] = []
+
+    def request(self, operation: str, path: str, status: Optional[int], seconds: float) -> None:
+        self.calls.append(("request", operation, path, status, seconds))
+
+    def retry(self, operation: str, reason: str) -> None:
+        self.calls.append(("retry", operation, reason))
+
+    def token_refresh(self) -> None:
+        self.calls.append(("token_refresh",))
+
+
+def test_each_attempt_retry_and_token_is_reported_with_its_arguments(
+        httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+
+    def slow_busy(request: Request) -> Response:
+        fake_time.now += 2.5  # the attempt takes 2.5 s on the client's clock
+        return Response("busy", status=503)
+
+    httpserver.expect_oneshot_request("/latest/meta-data/x").respond_with_handler(slow_busy)
+    httpserver.expect_request("/latest/meta-data/x").respond_with_data("v")
+    client = make_client(httpserver, fake_time)
+    client.observer = recorder = Recorder()
+
+    assert client.get("/meta-data/x") == b"v"
+    assert recorder.calls == [
+        ("request", "token", "/latest/api/token", 200, 0.0),
+        ("token_refresh",),
+        ("request", "get", "/latest/meta-data/x", 503, 2.5),
+        ("retry", "get", "HTTP 503"),
+        ("request", "get", "/latest/meta-data/x", 200, 0.0),
+    ]
+
+
+REDIRECT_HINT = "IMDS never redirects; check --endpoint and any proxy in the way"
+
+
+@pytest.mark.parametrize("status, headers, message", [
+    (299, {}, "/s: unexpected HTTP 299; see the debug log for the answer"),
+    (300, {"Location": "http://x/"},
+     f"/s: redirect (HTTP 300) to http://x/ refused; {REDIRECT_HINT}"),
+    (399, {}, f"/s: redirect (HTTP 399) to elsewhere refused; {REDIRECT_HINT}"),
+    (400, {}, "/s: unexpected HTTP 400; see the debug log for the answer"),
+])
+def test_each_non_200_answer_to_a_get_says_what_it_was(httpserver: HTTPServer,
+                                                        fake_time: FakeTime, status: int,
+                                                        headers: dict, message: str) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/s").respond_with_data("b", status=status, headers=headers)
+    with pytest.raises(SourceError) as caught:
+        make_client(httpserver, fake_time).get("/s")
+    assert not isinstance(caught.value, NotFound)
+    assert str(caught.value) == message
+    assert len(requests_to(httpserver, "/latest/s")) == 1  # never retried
+
+
+def test_a_declared_length_one_past_the_cap_is_refused_at_the_cap_it_is_read(
+        httpserver: HTTPServer, fake_time: FakeTime) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/latest/at").respond_with_data("x" * 1024)
+    httpserver.expect_request("/latest/past").respond_with_data("x" * 1025)
+    client = make_client(httpserver, fake_time, max_leaf_bytes=1024)
+    assert client.get("/at") == b"x" * 1024
+    with pytest.raises(SourceError) as caught:
+        client.get("/past")
+    assert str(caught.value) == ("/latest/past: answer of 1025 bytes exceeds the 1024-byte cap; "
+                                 "this path is too large to render")
+
+
+def test_an_answer_cut_by_the_deadline_says_so(fake_time: FakeTime) -> None:
+    """The deadline passes after the status line: the next read fails at once, and
+    the message names the deadline, not a read timeout."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    held: List[socket.socket] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        held.append(conn)
+        while True:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                more = conn.recv(4096)
+                if not more:
+                    return
+                data += more
+            if data.startswith(b"PUT"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                             b"X-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\ntok")
+                continue
+            fake_time.now += 1000  # the deadline passes while the answer is under way
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")  # ...and nothing more, ever
+            return
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = ImdsClient(ImdsSettings(timeout=1.0, retries=0, boot_wait=5.0),
+                        endpoint=f"http://127.0.0.1:{srv.getsockname()[1]}", environ={},
+                        clock=fake_time.clock, wall=fake_time.wall, sleep=fake_time.sleep,
+                        rand=lambda: 1.0)
+    try:
+        with pytest.raises(SourceError) as caught:
+            client.get("/x")
+    finally:
+        srv.close()
+        for conn in held:
+            conn.close()
+    assert str(caught.value) == ("/x: gave up after 1 attempt (no complete answer before the "
+                                 "deadline); IMDS is unhealthy or throttling; try again later")
+
+
+@pytest.mark.parametrize("retries, times", [(0, "once"), (2, "3 times")])
+def test_a_token_request_that_keeps_failing_says_how_often(httpserver: HTTPServer,
+                                                           fake_time: FakeTime, retries: int,
+                                                           times: str) -> None:
+    httpserver.expect_request("/latest/api/token", method="PUT").respond_with_data(
+        "busy", status=503)
+    client = make_client(httpserver, fake_time, retries=retries)
+    with pytest.raises(SourceUnavailable) as caught:
+        client.get("/x")
+    endpoint = httpserver.url_for("").rstrip("/")
+    assert str(caught.value) == (
+        f"{endpoint}: IMDS answered HTTP 503 to the token request {times}; IMDS or something "
+        "in front of it is misbehaving; check --endpoint and any proxy in the way, then try "
+        "again later")
+    assert len(requests_to(httpserver, "/latest/api/token", "PUT")) == retries + 1

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from imdsrender.imds.endpoint import ImdsConfigError, locate_endpoint, resolve_endpoint
+from imdsrender.imds.endpoint import (
+    ImdsConfigError,
+    locate_endpoint,
+    metadata_disabled,
+    resolve_endpoint,
+)
 from imdsrender.imds.wire import IPV4_ENDPOINT, IPV6_ENDPOINT
 from imdsrender.model import ImdsSettings
 
@@ -42,3 +47,19 @@ def test_unknown_mode_names_the_variable_that_set_it() -> None:
     assert str(info.value) == ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE: unknown endpoint mode "
                                "'ipv5'; use ipv4 or ipv6")
     assert info.value.exit_code == 2
+
+
+def test_the_sdk_endpoint_variable_is_named_as_the_origin() -> None:
+    env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://sdk:0/"}
+    found = locate_endpoint(ImdsSettings(endpoint="http://file:0"), None, env)
+    assert (found.url, found.origin) == ("http://sdk:0", "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+
+
+@pytest.mark.parametrize("value, disabled", [
+    ("true", True), (" TRUE\n", True), ("True", True),
+    ("", False), ("false", False), ("1", False), ("truex", False),
+])
+def test_the_sdks_off_switch_reads_true_in_any_case_and_spacing(value: str,
+                                                                disabled: bool) -> None:
+    assert metadata_disabled({"AWS_EC2_METADATA_DISABLED": value}) is disabled
+    assert metadata_disabled({}) is False

@@ -63,6 +63,12 @@ def test_a_5000_digit_retry_after_means_forever_not_a_crash() -> None:
     (False, math.inf, 4.0, "Retry-After (too large to read) exceeds the deadline"),
     (False, 1.0, 4.0, "deadline reached"),  # the back-off or a slow answer ran out the time
     (False, None, 0.5, "deadline reached"),
+    # the boundaries: advice equal to the time left still fits; the shown
+    # number is rounded; from 1e9 s on it is "too large to read"
+    (False, 4.0, 4.0, "deadline reached"),
+    (False, 4.4, 4.0, "Retry-After 4s exceeds the deadline"),
+    (False, 999999999.0, 4.0, "Retry-After 999999999s exceeds the deadline"),
+    (False, 1e9, 4.0, "Retry-After (too large to read) exceeds the deadline"),
 ])
 def test_giving_up_says_why(exhausted: bool, advised: float | None, left: float,
                             ending: str) -> None:

@@ -108,3 +108,35 @@ def test_a_fresh_token_is_read_without_the_lock() -> None:
     manager._lock = NoLock()  # type: ignore[assignment]
     for _ in range(3):
         assert manager.get() == "t1"
+
+
+# The error for each non-200 answer to the token PUT, text and hint exact:
+# the boundaries of the redirect range and of the "IMDSv2 off" set matter.
+MISBEHAVING = ("IMDS or something in front of it is misbehaving; check --endpoint and any "
+               "proxy in the way, then try again later")
+
+
+@pytest.mark.parametrize("status, what, hint", [
+    (299, "token request answered HTTP 299", MISBEHAVING),
+    (300, "token request redirected (HTTP 300); redirect refused", MISBEHAVING),
+    (399, "token request redirected (HTTP 399); redirect refused", MISBEHAVING),
+    (401, "token request answered HTTP 401", MISBEHAVING),
+    (403, "IMDSv2 token request refused (HTTP 403)",
+     "enable IMDSv2 on the instance, or set imds.allow_imdsv1: true"),
+    (405, "IMDSv2 token request refused (HTTP 405)",
+     "enable IMDSv2 on the instance, or set imds.allow_imdsv1: true"),
+    (406, "token request answered HTTP 406", MISBEHAVING),
+])
+def test_each_refused_token_answer_says_what_and_what_to_do(status: int, what: str,
+                                                            hint: str) -> None:
+    with pytest.raises(SourceUnavailable) as caught:
+        read_token_answer(status, b"", {}, requested_ttl=60, allow_imdsv1=False,
+                          endpoint="http://e")
+    assert str(caught.value) == f"http://e: {what}; {hint}"
+
+
+def test_a_400_names_the_ttl_setting_and_its_range() -> None:
+    with pytest.raises(ImdsConfigError) as caught:
+        read_token_answer(400, b"", {}, requested_ttl=60, allow_imdsv1=True, endpoint="http://e")
+    assert str(caught.value) == ("imds.token_ttl: IMDS rejected the token request (400) for "
+                                 "a TTL of 60; use a TTL from 1 to 21600")

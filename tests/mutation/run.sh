@@ -53,7 +53,7 @@ MUTANTS[transport]="$T.client.x${C}ImdsClient${C}* $T.client.x${C}_Retryable${C}
   $T.deadline.x_* $T.deadline.x${C}*
   $T.endpoint.x_resolve_endpoint__* $T.endpoint.x_locate_endpoint__*
   $T.endpoint.x_metadata_disabled__*"
-TESTS[transport]="tests/imds/test_client.py tests/imds/test_token.py tests/imds/test_policy.py
+TESTS[transport]="tests/imds/test_deadline.py tests/imds/test_client.py tests/imds/test_token.py tests/imds/test_policy.py
   tests/imds/test_endpoint.py tests/test_token_lifetime.py tests/test_client_contract.py"
 
 SOURCES[fetch]="imdsrender/fetch.py imdsrender/keys.py"
@@ -69,7 +69,7 @@ SOURCES[redaction]="imdsrender/keys.py imdsrender/render/redact.py imdsrender/re
 MUTANTS[redaction]="imdsrender.keys.x_redact__* imdsrender.keys.x_is_credentials__*
   imdsrender.render.redact.x_* $W.diff.x_diff__* $W.diff.x__hunks__*
   $W.commands.x_describe_failure__* imdsrender.render.functions.x${C}Reader${C}_key__*"
-TESTS[redaction]="tests/write/test_diff.py tests/write/test_commands.py
+TESTS[redaction]="tests/render/test_redact.py tests/write/test_diff.py tests/write/test_commands.py
   tests/test_write_failures.py tests/render/test_functions.py tests/render/test_errors.py
   tests/security/test_secret_errors.py tests/test_keys_grammar.py
   tests/test_noop_touches_nothing.py"

@@ -68,7 +68,8 @@ set -e
 mount --bind {tmp_path} /mnt
 mount --bind /tmp {HOST_TMP}
 {tmpfs}
-{' '.join(DROP)} flock --no-fork {old_lock} sh -c 'echo held; exec sleep 120' > /mnt/held 2>/dev/null &
+{' '.join(DROP)} flock --no-fork {old_lock} sh -c 'echo held; exec sleep 120' \
+    > /mnt/held 2>/dev/null &
 holder=$!
 tries=0
 while [ ! -s /mnt/held ] && [ $tries -lt 400 ]; do sleep 0.05; tries=$((tries + 1)); done

@@ -180,3 +180,32 @@ def test_noop_run_prints_none_of_a_symlinked_secret(tmp_path: Path) -> None:
     assert "+listen = 80" in result.stdout
     assert "TOPSECRET" not in result.stdout + result.stderr
     assert (appdir / "app.conf").is_symlink() and secret.read_bytes() == SECRET
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o757])
+def test_a_root_link_in_a_group_or_other_writable_directory_is_not_followed(
+        tmp_path: Path, mode: int) -> None:
+    # Root owns both, but the group (or anyone) can swap the link for its own.
+    real = root_only(tmp_path / "real")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)  # not sticky
+    (shared / "conf").symlink_to(real)
+    out = sync(make(shared / "conf" / "app.conf"), b"x\n")
+    assert out.status == FAILED and out.error is not None
+    assert f"{shared / 'conf'} is a symlink in a directory that a non-root user can change" \
+        in out.error.what
+    assert not (real / "app.conf").exists()
+
+
+def test_in_a_sticky_directory_only_a_root_owned_link_is_followed(tmp_path: Path) -> None:
+    real = root_only(tmp_path / "real")
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "root-link").symlink_to(real)
+    (sticky / "users-link").symlink_to(real)
+    os.lchown(sticky / "users-link", NOBODY, NOBODY)  # as if nobody had planted it
+    assert sync(make(sticky / "root-link" / "a.conf"), b"x\n").status == WRITTEN
+    assert sync(make(sticky / "users-link" / "b.conf"), b"x\n").status == FAILED
+    assert (real / "a.conf").exists() and not (real / "b.conf").exists()
